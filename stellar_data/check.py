@@ -1,0 +1,95 @@
+"""`stellar-data check`: validate a recipe and read its sources, writing nothing.
+
+Unlike `build`, which stops at the first file-level error, check reads every file and reports all
+problems at once, with the per-source quarantine ratio against its limit.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from .build import Progress, default_workers, merged_stats, plan_build, rejection_counts
+from .errors import SourceFileError, StellarDataError
+from .ingest import IngestResult, IngestTask, ingest
+from .recipe import Recipe, load_recipe
+
+
+@dataclass
+class SourceReport:
+    name: str
+    files: int
+    read: int = 0
+    valid: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+    limit: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return sum(self.quarantined.values()) / self.read if self.read else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= self.limit
+
+
+@dataclass
+class CheckReport:
+    recipe: Recipe
+    sources: list[SourceReport]
+    errors: list[str]
+    warnings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(s.ok for s in self.sources)
+
+
+def _ingest_or_error(task: IngestTask) -> IngestResult | str:
+    try:
+        return ingest(task)
+    except StellarDataError as exc:
+        return str(exc)
+
+
+def check(recipe: str | Path | Recipe, *, sources: str | Path | None = None, workers: int | None = None,
+          progress: Progress | None = None) -> CheckReport:
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, sources_dir=sources)
+    errors: list[str] = []
+    try:
+        plan = plan_build(recipe)
+    except SourceFileError as exc:
+        return CheckReport(recipe, [], [str(exc)], [])
+    tasks = [IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms) for p in plan.files]
+    workers = default_workers() if workers is None else workers
+    if progress:
+        progress("read", 0, len(tasks))
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+            outcomes = list(pool.map(_ingest_or_error, tasks))
+    else:
+        outcomes = [_ingest_or_error(t) for t in tasks]
+    if progress:
+        progress("read", len(tasks), len(tasks))
+    results = [o for o in outcomes if isinstance(o, IngestResult)]
+    errors += [o for o in outcomes if isinstance(o, str)]
+    stats = merged_stats(results)
+    import polars as pl
+
+    quarantine = pl.concat([r.quarantine for r in results]) if results else None
+    reports = []
+    for spec in recipe.sources:
+        if spec.name in plan.skipped:
+            continue
+        report = SourceReport(spec.name, sum(1 for p in plan.files if p.spec.name == spec.name), limit=recipe.quarantine_limit(spec))
+        if ("read", spec.name) in stats:
+            report.read = stats[("read", spec.name)].total
+            report.valid = stats[("validate", spec.name)].kept
+            report.quarantined = rejection_counts(quarantine, spec.name, deliberate=False)
+            report.excluded = rejection_counts(quarantine, spec.name, deliberate=True)
+        reports.append(report)
+    return CheckReport(recipe, reports, errors, list(plan.skipped.values()))

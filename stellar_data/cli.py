@@ -1,0 +1,102 @@
+"""The `stellar-data` command line."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import StellarDataError
+
+app = typer.Typer(help="Build validated instruction-tuning corpora from a recipe.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpus/default.toml.")]
+SourcesOpt = Annotated[Path | None, typer.Option("--sources", help="Directory the source paths are relative to (default: the recipe's corpus.sources_dir).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
+
+
+@contextmanager
+def _progress_bars() -> Iterator[object]:
+    with Progress(TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bars:
+        tasks: dict[str, object] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield report
+
+
+def _fail(exc: StellarDataError) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def build(
+    recipe: RecipeArg,
+    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")] = Path("build/corpus"),
+    sources: SourcesOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Build the corpus a recipe describes."""
+    from .build import build as run_build
+
+    try:
+        with _progress_bars() as report:
+            corpus = run_build(recipe, out=out, sources=sources, seed=seed, workers=workers, progress=report)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    manifest = corpus.manifest
+    for warning in manifest["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")
+    for column in ("source", "category", "read", "quarantined", "excluded", "duplicates", "train", "validation"):
+        table.add_column(column, justify="left" if column in ("source", "category") else "right")
+    for row in corpus.stats().iter_rows(named=True):
+        table.add_row(row["source"], row["category"], *(str(row[c]) for c in ("read", "quarantined", "excluded", "duplicates", "train", "validation")))
+    console.print(table)
+    splits = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
+    seconds = manifest["volatile"]["timings_s"]["total"]
+    console.print(f"records: {splits}; quarantine {manifest['quarantine']['records']} (see quarantine.parquet); {seconds:.1f} s", highlight=False)
+
+
+@app.command()
+def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = None) -> None:
+    """Validate a recipe and read its sources without building anything."""
+    from .check import check as run_check
+
+    try:
+        with _progress_bars() as report:
+            result = run_check(recipe, sources=sources, workers=workers, progress=report)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    table = Table(title=f"check {recipe}", title_justify="left")
+    for column in ("source", "files", "read", "valid", "quarantined", "excluded", "ratio", "limit", "status"):
+        table.add_column(column)
+    for s in result.sources:
+        reasons = ", ".join(f"{k} {v}" for k, v in s.quarantined.items()) or "0"
+        excluded = ", ".join(f"{k} {v}" for k, v in s.excluded.items()) or "0"
+        table.add_row(s.name, str(s.files), str(s.read), str(s.valid), reasons, excluded, f"{s.ratio:.1%}", f"{s.limit:.1%}",
+                      "ok" if s.ok else "[red]over limit[/]")
+    console.print(table)
+    for error in result.errors:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(code=2)
+    console.print("recipe and sources ok", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

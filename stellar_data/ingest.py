@@ -1,0 +1,111 @@
+"""The per-file stage: read -> assemble -> normalize -> validate, plus the per-record keys the
+global steps need (content hash, split draw, order draw). Files are independent, so this stage runs
+in worker processes (OpenCC holds the GIL: two cores need two processes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .hashing import content_hash, seeded_u64, seeded_unit
+from .recipe import SourceSpec
+from .record import QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
+from .resources import load_schema
+from .sources import ADAPTERS, SourceFile
+from .steps.assemble import assemble
+from .steps.base import StepStats
+from .steps.normalize import NormalizeConfig, normalize
+from .steps.validate import RecordValidator
+
+KEY_COLUMNS = ("_hash", "_split_u", "_order", "_rank", "_source_order", "_file_index")
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    spec: SourceSpec
+    file: SourceFile
+    file_index: int
+    seed: int
+    protected_terms: tuple[str, ...]
+    records_path: Path | None = None
+    """Where to write the records (Arrow IPC); None keeps them in the result (check / tests)."""
+
+
+@dataclass
+class IngestResult:
+    source: str
+    file: str
+    sha256: str
+    bytes: int
+    stats: list[StepStats]
+    quarantine: pl.DataFrame
+    records: pl.DataFrame | None
+    records_path: Path | None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
+    seed = task.seed
+    rows = zip(frame["instruction"].to_list(), frame["input"].to_list(), frame["output"].to_list(), strict=True)
+    return frame.with_columns(
+        pl.Series("_hash", [content_hash(*r) for r in rows], dtype=pl.Binary),
+        pl.Series("_split_u", [seeded_unit(seed, "split", g) for g in frame["group"].to_list()], dtype=pl.Float64),
+        pl.Series("_order", [seeded_u64(seed, "order", i) for i in frame["id"].to_list()], dtype=pl.UInt64),
+        pl.lit(task.spec.dedup_rank, dtype=pl.Int64).alias("_rank"),
+        pl.lit(task.spec.order, dtype=pl.Int64).alias("_source_order"),
+        pl.lit(task.file_index, dtype=pl.Int64).alias("_file_index"),
+    )
+
+
+def _validation_quarantine(failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile) -> pl.DataFrame:
+    rows = [
+        {
+            "source": spec.name,
+            "file": file.relative,
+            "location": f"record {record['source_row']}",
+            "row": record["source_row"],
+            "rule": rule,
+            "message": message,
+            "deliberate": False,
+            "id": record["id"],
+            "raw": str({k: record[k] for k in ("instruction", "input", "output")})[:RAW_EXCERPT_CHARS],
+        }
+        for record, rule, message in failures
+    ]
+    import pyarrow as pa
+
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+
+
+def ingest(task: IngestTask) -> IngestResult:
+    spec, file = task.spec, task.file
+    entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
+    frame, quarantine, read_stats = assemble(entries, spec, file)
+    frame, normalize_stats = normalize(frame, NormalizeConfig(spec.opencc, task.protected_terms), spec.name)
+    frame, failures, validate_stats = RecordValidator(load_schema("record.schema.json"))(frame, spec.name)
+    if failures:
+        quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
+    frame = with_keys(frame, task)
+    if task.records_path is not None:
+        frame.write_ipc(task.records_path, compression="uncompressed")
+    return IngestResult(
+        source=spec.name,
+        file=file.relative,
+        sha256=file_sha256(file.path),
+        bytes=file.path.stat().st_size,
+        stats=[read_stats, normalize_stats, validate_stats],
+        quarantine=quarantine,
+        records=None if task.records_path is not None else frame,
+        records_path=task.records_path,
+    )

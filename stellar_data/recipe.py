@@ -1,0 +1,183 @@
+"""Recipes: TOML files validated by schemas/recipe.schema.json, loaded into frozen dataclasses."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import RecipeError
+from .resources import load_schema
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One `[[sources]]` entry."""
+
+    name: str
+    adapter: str
+    paths: tuple[str, ...]
+    category: str
+    lang: str
+    order: int
+    opencc: str = "none"
+    license: str | None = None
+    url: str | None = None
+    optional: bool = False
+    priority: int | None = None
+    max_quarantine_ratio: float | None = None
+    validation_fraction: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dedup_rank(self) -> int:
+        """Lower wins among exact duplicates: the explicit priority, else recipe order."""
+        return self.order if self.priority is None else self.priority
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    sha256: str
+    name: str
+    description: str
+    seed: int
+    sources_dir: Path
+    protected_terms: tuple[str, ...]
+    max_quarantine_ratio: float
+    exact_dedup: bool
+    validation_fraction: float
+    shard_records: int
+    train_json: bool
+    sources: tuple[SourceSpec, ...]
+
+    def source(self, name: str) -> SourceSpec:
+        return next(s for s in self.sources if s.name == name)
+
+    def quarantine_limit(self, source: SourceSpec) -> float:
+        if source.max_quarantine_ratio is not None:
+            return source.max_quarantine_ratio
+        return self.max_quarantine_ratio
+
+    def validation_fraction_of(self, source: SourceSpec) -> float:
+        if source.validation_fraction is not None:
+            return source.validation_fraction
+        return self.validation_fraction
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts: list[str] = []
+    for part in error.absolute_path:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+    return "".join(parts) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError, document: dict[str, Any]) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        return f"{where}: unknown key ({error.message})"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    # Point at the source by name, which is easier to find in a long recipe than an index.
+    path = list(error.absolute_path)
+    if len(path) >= 2 and path[0] == "sources" and isinstance(path[1], int):
+        try:
+            name = document["sources"][path[1]].get("name")
+        except (IndexError, AttributeError):
+            name = None
+        if name:
+            where = f"{where} (source {name!r})"
+    return f"{where}: {error.message}"
+
+
+def validate_recipe_document(document: dict[str, Any], origin: str) -> None:
+    schema = load_schema("recipe.schema.json")
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise RecipeError(f"recipe {origin}: {_describe(best, document)}")
+    names = [s["name"] for s in document["sources"]]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise RecipeError(f"recipe {origin}: sources: duplicate source name {duplicated[0]!r}")
+
+
+def _read_protected_terms(recipe_path: Path, relative: str | None) -> tuple[str, ...]:
+    if relative is None:
+        return ()
+    terms_path = (recipe_path.parent / relative).resolve()
+    try:
+        text = terms_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {recipe_path}: normalize.protected_terms: file not found: {terms_path}") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"recipe {recipe_path}: normalize.protected_terms: {terms_path} is not UTF-8") from None
+    terms = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    # Longest first, so a term containing another is protected whole.
+    return tuple(sorted({t for t in terms if t}, key=lambda t: (-len(t), t)))
+
+
+def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed: int | None = None) -> Recipe:
+    """Read and validate a recipe. `sources_dir` and `seed` override the recipe's own values."""
+    recipe_path = Path(path)
+    try:
+        raw = recipe_path.read_bytes()
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {recipe_path}: file not found") from None
+    except OSError as exc:
+        raise RecipeError(f"recipe {recipe_path}: cannot read: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RecipeError(f"recipe {recipe_path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"recipe {recipe_path}: invalid TOML: {exc}") from None
+    validate_recipe_document(document, str(recipe_path))
+
+    corpus = document["corpus"]
+    if sources_dir is not None:
+        resolved_sources = Path(sources_dir)
+    else:
+        resolved_sources = recipe_path.parent / corpus.get("sources_dir", ".")
+    sources = tuple(
+        SourceSpec(
+            name=s["name"],
+            adapter=s["adapter"],
+            paths=tuple([s["path"]] if isinstance(s["path"], str) else s["path"]),
+            category=s["category"],
+            lang=s["lang"],
+            order=index,
+            opencc=s.get("opencc", "none"),
+            license=s.get("license"),
+            url=s.get("url"),
+            optional=s.get("optional", False),
+            priority=s.get("priority"),
+            max_quarantine_ratio=s.get("max_quarantine_ratio"),
+            validation_fraction=s.get("validation_fraction"),
+            options=dict(s.get("options", {})),
+        )
+        for index, s in enumerate(document["sources"])
+    )
+    return Recipe(
+        path=recipe_path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        name=corpus["name"],
+        description=corpus.get("description", ""),
+        seed=corpus.get("seed", 0) if seed is None else seed,
+        sources_dir=resolved_sources,
+        protected_terms=_read_protected_terms(recipe_path, document.get("normalize", {}).get("protected_terms")),
+        max_quarantine_ratio=document.get("quality", {}).get("max_quarantine_ratio", 0.05),
+        exact_dedup=document.get("dedup", {}).get("exact", True),
+        validation_fraction=document.get("split", {}).get("validation_fraction", 0.02),
+        shard_records=document.get("output", {}).get("shard_records", 100_000),
+        train_json=document.get("output", {}).get("train_json", True),
+        sources=sources,
+    )

@@ -1,0 +1,44 @@
+"""The record: one explicit Arrow schema, mirrored by schemas/record.schema.json."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TEXT_FIELDS = ("instruction", "input", "output")
+
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("instruction", pa.string(), nullable=False),
+        pa.field("input", pa.string(), nullable=False),
+        pa.field("output", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_row", pa.int64(), nullable=False),
+        pa.field("template_id", pa.string(), nullable=True),
+        pa.field("original_id", pa.string(), nullable=True),
+        pa.field("copy_index", pa.int32(), nullable=False),
+    ]
+)
+RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("location", pa.string(), nullable=False),
+        pa.field("row", pa.int64(), nullable=True),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("deliberate", pa.bool_(), nullable=False),
+        pa.field("id", pa.string(), nullable=True),
+        pa.field("raw", pa.string(), nullable=True),
+    ]
+)
+QUARANTINE_FIELDS = tuple(QUARANTINE_SCHEMA.names)
+
+RAW_EXCERPT_CHARS = 2000
+"""Quarantine rows keep at most this much of the offending input, enough to find and fix it."""

@@ -1,0 +1,46 @@
+"""Alpaca-format instruction data: a JSON array (or JSON Lines) of {instruction, input, output}."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Entry, RawItem, Rejection, SourceFile
+from .files import excerpt, expect_object, iter_json_items
+
+# Some Chinese Alpaca translations carry the English field labels over into the text.
+_INPUT_PREFIX = re.compile(r"^\s*输入\s*[：:]\s*")
+_OUTPUT_PREFIX = re.compile(r"^\s*输出\s*[：:]\s*")
+
+
+@dataclass(frozen=True)
+class AlpacaOptions:
+    strip_io_prefixes: bool = True
+
+
+def strip_io_prefix(text: Any, pattern: re.Pattern[str]) -> Any:
+    return pattern.sub("", text, count=1) if isinstance(text, str) else text
+
+
+def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
+    config = AlpacaOptions(**options)
+    for entry in iter_json_items(file):
+        if isinstance(entry, Rejection):
+            yield entry
+            continue
+        row, location, value = entry
+        record = expect_object(row, location, value)
+        if isinstance(record, Rejection):
+            yield record
+            continue
+        missing = [k for k in ("instruction", "output") if k not in record]
+        if missing:
+            yield Rejection(row, location, "missing_field", f"missing field(s): {', '.join(missing)}", excerpt(record))
+            continue
+        input_, output = record.get("input", ""), record["output"]
+        if config.strip_io_prefixes:
+            input_ = strip_io_prefix(input_, _INPUT_PREFIX)
+            output = strip_io_prefix(output, _OUTPUT_PREFIX)
+        yield RawItem(row=row, location=location, instruction=record["instruction"], input=input_, output=output)

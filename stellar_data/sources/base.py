@@ -1,0 +1,57 @@
+"""The adapter contract.
+
+An adapter reads one file of one source format and yields, for every item in it, either a
+`RawItem` (the triple still untyped: the assemble step checks the types) or a `Rejection`
+(a record-level problem, with its location). File-level problems raise `SourceFileError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RawItem:
+    row: int
+    """0-based index of the item in its file."""
+    location: str
+    """Human-readable position, e.g. `line 17` or `row 5 (ID 41)`."""
+    instruction: Any
+    input: Any
+    output: Any
+    key: str | None = None
+    """Id suffix after `<source>:`; default: the row."""
+    group: str | None = None
+    """Split unit; default: the record id."""
+    original_id: str | None = None
+    lang: str | None = None
+    """Set by adapters that know the language better than the recipe (e.g. identity names)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    row: int | None
+    location: str
+    rule: str
+    message: str
+    raw: str | None = None
+    deliberate: bool = False
+    """True for intended exclusions (e.g. items without an answer key): counted apart, not toward the quarantine limit."""
+
+
+Entry = RawItem | Rejection
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    """Absolute path on disk."""
+    relative: str
+    """Path relative to the sources directory, as written in lineage and quarantine."""
+
+
+class Adapter(Protocol):
+    def __call__(self, file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]: ...

@@ -1,0 +1,130 @@
+"""Reading helpers shared by adapters: decoding with clear file-level errors, JSON / JSONL items."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import SourceFileError
+from ..record import RAW_EXCERPT_CHARS
+from .base import Rejection, SourceFile
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:RAW_EXCERPT_CHARS]
+
+
+def read_bytes(file: SourceFile) -> bytes:
+    try:
+        return file.path.read_bytes()
+    except FileNotFoundError:
+        raise SourceFileError(f"{file.relative}: file not found ({file.path})") from None
+    except IsADirectoryError:
+        raise SourceFileError(f"{file.relative}: is a directory, not a file") from None
+    except OSError as exc:
+        raise SourceFileError(f"{file.relative}: cannot read: {exc.strerror}") from None
+
+
+def decode_text(file: SourceFile, data: bytes) -> tuple[str, bool]:
+    """Decode UTF-8 (a BOM is allowed). Returns (text, clean).
+
+    Invalid bytes become lone surrogates (surrogateescape) so the affected items can be
+    quarantined one by one; `check_encoding` turns a wholly mis-encoded file into one error.
+    """
+    try:
+        return data.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape"), False
+
+
+def has_invalid_utf8(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
+def check_encoding(file: SourceFile, units: list[str]) -> None:
+    """Raise when most non-ASCII units fail to decode: the file is in another encoding (GBK...)."""
+    non_ascii = [u for u in units if _NON_ASCII.search(u)]
+    bad = sum(1 for u in non_ascii if has_invalid_utf8(u))
+    if non_ascii and bad * 2 > len(non_ascii):
+        raise SourceFileError(
+            f"{file.relative}: not UTF-8 text ({bad} of {len(non_ascii)} non-ASCII items fail to decode; "
+            "GBK/GB18030? convert it with `iconv -f GB18030 -t UTF-8`)"
+        )
+
+
+def invalid_utf8_rejection(row: int, location: str, raw: str) -> Rejection:
+    return Rejection(row, location, "invalid_utf8", "invalid UTF-8 bytes", excerpt(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
+
+
+def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
+    """Items of a JSON array file or a JSON Lines file, detected from the first non-space character.
+
+    Yields (row, location, value) or a Rejection for malformed / mis-encoded lines.
+    """
+    text, clean = decode_text(file, read_bytes(file))
+    stripped = text.lstrip()
+    if not stripped:
+        raise SourceFileError(f"{file.relative}: file is empty")
+    if stripped[0] == "[":
+        yield from _iter_json_array(file, text, clean)
+    else:
+        yield from _iter_json_lines(file, text, clean)
+
+
+def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceFileError(f"{file.relative}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(values, list):
+        raise SourceFileError(f"{file.relative}: expected a JSON array of records")
+    if not clean:
+        check_encoding(file, [json.dumps(v, ensure_ascii=False) for v in values])
+    for row, value in enumerate(values):
+        location = f"item {row}"
+        if not clean:
+            dumped = json.dumps(value, ensure_ascii=False)
+            if has_invalid_utf8(dumped):
+                yield invalid_utf8_rejection(row, location, dumped)
+                continue
+        yield row, location, value
+
+
+def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not clean:
+        check_encoding(file, lines)
+    parsed = 0
+    failures = 0
+    for row, line in enumerate(lines):
+        location = f"line {row + 1}"
+        if not line.strip():
+            continue
+        if not clean and has_invalid_utf8(line):
+            failures += 1
+            yield invalid_utf8_rejection(row, location, line)
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            failures += 1
+            yield Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(line))
+            continue
+        parsed += 1
+        yield row, location, value
+    if parsed == 0 and failures > 0:
+        raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
+
+
+def expect_object(row: int, location: str, value: Any) -> dict[str, Any] | Rejection:
+    if isinstance(value, dict):
+        return value
+    return Rejection(row, location, "not_an_object", f"expected a JSON object, got {type(value).__name__}", excerpt(value))

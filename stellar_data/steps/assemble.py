@@ -1,0 +1,87 @@
+"""Assemble: adapter entries -> typed record frame + quarantine rows (the `read` step's counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import polars as pl
+
+from ..record import QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
+from ..recipe import SourceSpec
+from ..sources.base import Entry, RawItem, Rejection, SourceFile
+from ..sources.files import excerpt
+from ..text import detect_lang
+from .base import StepStats
+
+
+def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str | None = None) -> dict[str, Any]:
+    return {
+        "source": source,
+        "file": file,
+        "location": rejection.location,
+        "row": rejection.row,
+        "rule": rejection.rule,
+        "message": rejection.message,
+        "deliberate": rejection.deliberate,
+        "id": record_id,
+        "raw": rejection.raw,
+    }
+
+
+def _type_problem(item: RawItem) -> str | None:
+    for name in TEXT_FIELDS:
+        value = getattr(item, name)
+        if name == "input" and value is None:
+            continue
+        if not isinstance(value, str):
+            return f"{name} must be a string, got {type(value).__name__}"
+    return None
+
+
+def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tuple[pl.DataFrame, pl.DataFrame, StepStats]:
+    stats = StepStats("read", spec.name)
+    columns: dict[str, list[Any]] = {name: [] for name in RECORD_SCHEMA.names}
+    rejected: list[dict[str, Any]] = []
+    for entry in entries:
+        stats.total += 1
+        if isinstance(entry, Rejection):
+            stats.dropped[entry.rule] += 1
+            rejected.append(quarantine_row(spec.name, file.relative, entry))
+            continue
+        record_id = f"{spec.name}:{entry.key if entry.key is not None else entry.row}"
+        problem = _type_problem(entry)
+        if problem is not None:
+            stats.dropped["wrong_type"] += 1
+            raw = {name: getattr(entry, name) for name in TEXT_FIELDS}
+            rejected.append(quarantine_row(spec.name, file.relative, Rejection(entry.row, entry.location, "wrong_type", problem, excerpt(raw)), record_id))
+            continue
+        stats.kept += 1
+        input_ = entry.input or ""
+        lang = entry.lang or (detect_lang(entry.instruction, input_, entry.output) if spec.lang == "auto" else spec.lang)
+        values = {
+            "id": record_id,
+            "instruction": entry.instruction,
+            "input": input_,
+            "output": entry.output,
+            "category": spec.category,
+            "source": spec.name,
+            "lang": lang,
+            "group": entry.group or record_id,
+            "source_file": file.relative,
+            "source_row": entry.row,
+            "template_id": None,
+            "original_id": entry.original_id,
+            "copy_index": 0,
+        }
+        for name, value in values.items():
+            columns[name].append(value)
+    frame = pl.from_arrow(_table(columns, RECORD_SCHEMA))
+    quarantine = pl.from_arrow(_table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA))
+    return frame, quarantine, stats
+
+
+def _table(columns: dict[str, list[Any]], schema: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pydict(columns, schema=schema)

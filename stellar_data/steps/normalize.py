@@ -1,0 +1,97 @@
+"""Normalize text: line ends, invisible / private-use / control characters, odd spaces, NFC, OpenCC.
+
+OpenCC runs over many texts at once (joined by a sentinel), because its binding costs a call per
+string. Protected terms (e.g. 蒭藁: OpenCC t2s would write 𫇴藁) are swapped for sentinels before
+the conversion and restored after it, so they keep the form the source wrote. Both sentinels are
+private-use characters, which this step has already removed from the text, so they cannot collide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import opencc
+import polars as pl
+
+from ..record import TEXT_FIELDS
+from .base import StepStats
+
+_INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
+_PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+_CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_REMOVE = f"[{_INVISIBLE}{_PRIVATE_USE}{_CONTROL}]"
+_ODD_SPACES = "[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+
+_SEPARATOR = "\U0010fffd"
+_FIRST_TERM_SENTINEL = 0xF0000
+_CHUNK_CHARS = 1 << 22
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    opencc: str = "none"
+    """none, t2s, tw2s or hk2s."""
+    protected_terms: tuple[str, ...] = ()
+
+
+def clean_expr(column: str) -> pl.Expr:
+    return (
+        pl.col(column)
+        .str.replace_all("\r\n?", "\n")
+        .str.replace_all(_REMOVE, "")
+        .str.replace_all(_ODD_SPACES, " ")
+        .str.normalize("NFC")
+        .str.strip_chars()
+    )
+
+
+class ChineseConverter:
+    """OpenCC over batches of texts, leaving protected terms as written."""
+
+    def __init__(self, config_name: str, protected_terms: tuple[str, ...]) -> None:
+        self._opencc = opencc.OpenCC(f"{config_name}.json")
+        self._terms = protected_terms
+        self._protect = re.compile("|".join(map(re.escape, protected_terms))) if protected_terms else None
+        self._sentinel_of = {t: chr(_FIRST_TERM_SENTINEL + i) for i, t in enumerate(protected_terms)}
+        self._restore = re.compile(f"[{chr(_FIRST_TERM_SENTINEL)}-{chr(_FIRST_TERM_SENTINEL + len(protected_terms))}]")
+
+    def convert(self, texts: list[str]) -> list[str]:
+        out: list[str] = []
+        start = 0
+        while start < len(texts):
+            size, end = 0, start
+            while end < len(texts) and (end == start or size < _CHUNK_CHARS):
+                size += len(texts[end]) + 1
+                end += 1
+            out.extend(self._convert_chunk(texts[start:end]))
+            start = end
+        return out
+
+    def _convert_chunk(self, texts: list[str]) -> list[str]:
+        joined = _SEPARATOR.join(texts)
+        if self._protect is not None:
+            joined = self._protect.sub(lambda m: self._sentinel_of[m.group(0)], joined)
+        converted = self._opencc.convert(joined)
+        if self._protect is not None:
+            converted = self._restore.sub(lambda m: self._terms[ord(m.group(0)) - _FIRST_TERM_SENTINEL], converted)
+        parts = converted.split(_SEPARATOR)
+        if len(parts) != len(texts):  # never expected: OpenCC maps the sentinel to itself
+            raise RuntimeError("OpenCC changed the batch separator; cannot split its output")
+        return parts
+
+
+def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tuple[pl.DataFrame, StepStats]:
+    stats = StepStats("normalize", source, total=frame.height, kept=frame.height)
+    cleaned = frame.with_columns(clean_expr(c) for c in TEXT_FIELDS)
+    if config.opencc != "none" and frame.height:
+        converter = ChineseConverter(config.opencc, config.protected_terms)
+        converted = converter.convert([t for c in TEXT_FIELDS for t in cleaned[c].to_list()])
+        n = frame.height
+        cleaned = cleaned.with_columns(
+            pl.Series(c, converted[i * n : (i + 1) * n], dtype=pl.String) for i, c in enumerate(TEXT_FIELDS)
+        )
+    before = frame.select(TEXT_FIELDS)
+    after = cleaned.select(TEXT_FIELDS)
+    stats.notes["changed"] = before.height - int(before.with_row_index().join(after.with_row_index(), on=["index", *TEXT_FIELDS], how="semi").height)
+    return cleaned, stats

@@ -1,0 +1,20 @@
+"""Character classes shared by adapters and steps."""
+
+from __future__ import annotations
+
+import re
+
+# Han ideographs (BMP + extensions), CJK symbols and punctuation, fullwidth forms.
+_CJK_CLASS = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff"
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+_CJK = re.compile(f"[{_CJK_CLASS}]")
+
+
+def is_cjk(char: str) -> bool:
+    """A CJK character or CJK punctuation (the neighbours between which a space is not written)."""
+    return bool(char) and _CJK.fullmatch(char) is not None
+
+
+def detect_lang(*texts: str) -> str:
+    """`zh` when any text holds a Han character, else `en` (the two languages of the corpus)."""
+    return "zh" if any(_HAN.search(t) for t in texts) else "en"

@@ -1,0 +1,54 @@
+"""The corpus README.md: a short dataset card whose YAML `configs:` name each data folder, so
+`datasets.load_dataset(DIR)` finds the splits (and the Hub's viewer does, once published)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _yaml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_card(manifest: dict[str, Any]) -> str:
+    splits = manifest["splits"]
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in ("train", "validation"):
+        if splits.get(split, {}).get("records"):
+            lines += [f"  - split: {split}", f"    path: {_yaml_str(f'data/{split}-*.parquet')}"]
+    lines += ["- config_name: quarantine", "  data_files:", "  - split: quarantine", '    path: "quarantine.parquet"']
+    languages = sorted({s["lang"] for s in manifest["sources"].values() if s["lang"] != "auto"} | set(manifest["languages"]))
+    lines += ["language:"] + [f"- {lang}" for lang in languages]
+    lines += ["task_categories:", "- text-generation", "---", ""]
+
+    body = [
+        f"# {manifest['corpus']}",
+        "",
+        manifest.get("description") or "Instruction-tuning corpus built by stellar-data.",
+        "",
+        f"Built from recipe `{manifest['recipe']['path']}` (sha256 `{manifest['recipe']['sha256'][:12]}`) with seed {manifest['seed']}.",
+        "",
+        "| split | records |",
+        "|---|---|",
+    ]
+    body += [f"| {split} | {info['records']} |" for split, info in splits.items()]
+    body += ["", "| source | category | lang | licence | read | kept | quarantined | duplicates | train | validation |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, source in manifest["sources"].items():
+        c = source["counts"]
+        body.append(
+            f"| {name} | {source['category']} | {source['lang']} | {source.get('license') or 'unspecified'} | {c['read']} | {c['valid']} "
+            f"| {sum(c['quarantined'].values()) + sum(c['excluded'].values())} | {c['duplicates']} | {c['train']} | {c['validation']} |"
+        )
+    body += [
+        "",
+        "```python",
+        "import datasets, polars as pl",
+        'ds = datasets.load_dataset("path/to/this/folder")',
+        'train = pl.scan_parquet("path/to/this/folder/data/train-*.parquet")',
+        "```",
+        "",
+        "`train.json` holds the train split in alpaca-lora's format; `quarantine.parquet` every rejected item with its reason;",
+        "`manifest.json` the per-step counts, versions and file checksums.",
+        "",
+    ]
+    return "\n".join(lines + body)

@@ -1,0 +1,38 @@
+"""Parquet shards `{split}-NNNNN-of-MMMMM.parquet`: explicit schema, zstd, page index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = {"compression": "zstd", "write_page_index": True, "write_statistics": True}
+
+
+def to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """The frame as an Arrow table with exactly `schema` (never the inferred one)."""
+    return frame.select(schema.names).to_arrow().cast(schema)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def write_shards(frame: pl.DataFrame, schema: pa.Schema, directory: Path, split: str, shard_records: int) -> list[Path]:
+    """Write `frame` in order, at most `shard_records` rows per shard. Nothing for an empty frame."""
+    if frame.height == 0:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    count = -(-frame.height // shard_records)
+    paths = []
+    for index in range(count):
+        path = directory / shard_name(split, index, count)
+        write_table(to_arrow(frame.slice(index * shard_records, shard_records), schema), path)
+        paths.append(path)
+    return paths
