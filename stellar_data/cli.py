@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +14,11 @@ from rich.table import Table
 
 from .errors import StellarDataError
 
-app = typer.Typer(help="Build validated instruction-tuning corpora from a recipe.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="Build validated instruction-tuning corpora from a recipe.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
 console = Console(stderr=True)
+if not console.is_terminal:  # logs and CI: wide enough for the tables, no wrapping
+    console = Console(stderr=True, width=160)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpus/default.toml.")]
 SourcesOpt = Annotated[Path | None, typer.Option("--sources", help="Directory the source paths are relative to (default: the recipe's corpus.sources_dir).")]
@@ -36,7 +39,7 @@ def _progress_bars() -> Iterator[object]:
 
 
 def _fail(exc: StellarDataError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -58,7 +61,7 @@ def build(
         raise _fail(exc) from None
     manifest = corpus.manifest
     for warning in manifest["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")
     for column in ("source", "category", "read", "quarantined", "excluded", "duplicates", "train", "validation"):
         table.add_column(column, justify="left" if column in ("source", "category") else "right")
@@ -81,18 +84,20 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
     except StellarDataError as exc:
         raise _fail(exc) from None
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"check {recipe}", title_justify="left")
     for column in ("source", "files", "read", "valid", "quarantined", "excluded", "ratio", "limit", "status"):
-        table.add_column(column)
+        table.add_column(column, justify="left" if column in ("source", "status") else "right")
     for s in result.sources:
-        reasons = ", ".join(f"{k} {v}" for k, v in s.quarantined.items()) or "0"
-        excluded = ", ".join(f"{k} {v}" for k, v in s.excluded.items()) or "0"
-        table.add_row(s.name, str(s.files), str(s.read), str(s.valid), reasons, excluded, f"{s.ratio:.1%}", f"{s.limit:.1%}",
-                      "ok" if s.ok else "[red]over limit[/]")
+        table.add_row(s.name, str(s.files), str(s.read), str(s.valid), str(sum(s.quarantined.values())), str(sum(s.excluded.values())),
+                      f"{s.ratio:.1%}", f"{s.limit:.1%}", "ok" if s.ok else "[red]over limit[/]")
     console.print(table)
+    for s in result.sources:
+        reasons = [f"{rule} {n}" for rule, n in s.quarantined.items()] + [f"{rule} {n} (excluded)" for rule, n in s.excluded.items()]
+        if reasons:
+            console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False)
     for error in result.errors:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(code=2)
     console.print("recipe and sources ok", highlight=False)

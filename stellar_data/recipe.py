@@ -81,10 +81,6 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 def _describe(error: jsonschema.ValidationError, document: dict[str, Any]) -> str:
     where = _key_path(error)
-    if error.validator == "additionalProperties":
-        return f"{where}: unknown key ({error.message})"
-    if error.validator == "required":
-        return f"{where}: {error.message}"
     # Point at the source by name, which is easier to find in a long recipe than an index.
     path = list(error.absolute_path)
     if len(path) >= 2 and path[0] == "sources" and isinstance(path[1], int):
@@ -94,6 +90,10 @@ def _describe(error: jsonschema.ValidationError, document: dict[str, Any]) -> st
             name = None
         if name:
             where = f"{where} (source {name!r})"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return f"{where}: unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
     return f"{where}: {error.message}"
 
 

@@ -173,7 +173,7 @@ def read_astro_qa(file: SourceFile, options: dict[str, Any], lang: str) -> Itera
         try:
             question = cell_text(cells.get("Question")).strip()
             if lang == "en" and question == "无法回答":
-                raise ItemError("untranslated", f"EN Question is the untranslated `无法回答`")
+                raise ItemError("untranslated", "EN Question is the untranslated `无法回答`")
             if kind == "judgment":
                 triple = _judgment_triple(cells, words)
             elif kind == "subjective":

@@ -47,15 +47,32 @@ def has_invalid_utf8(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
+def _decodes_as_gb18030(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape").decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def check_encoding(file: SourceFile, units: list[str]) -> None:
-    """Raise when most non-ASCII units fail to decode: the file is in another encoding (GBK...)."""
+    """Raise when the file as a whole is in another encoding; stray bad bytes stay record-level.
+
+    The file is judged mis-encoded when most of its non-ASCII units fail to decode and either the
+    whole file decodes as GB18030 (GBK and GB2312 are subsets: the usual legacy Chinese encodings)
+    or at least three units fail.
+    """
     non_ascii = [u for u in units if _NON_ASCII.search(u)]
     bad = sum(1 for u in non_ascii if has_invalid_utf8(u))
-    if non_ascii and bad * 2 > len(non_ascii):
+    if not non_ascii or bad * 2 <= len(non_ascii):
+        return
+    if _decodes_as_gb18030("\n".join(non_ascii)):
         raise SourceFileError(
-            f"{file.relative}: not UTF-8 text ({bad} of {len(non_ascii)} non-ASCII items fail to decode; "
-            "GBK/GB18030? convert it with `iconv -f GB18030 -t UTF-8`)"
+            f"{file.relative}: not UTF-8 text; it decodes as GBK/GB18030 ({bad} of {len(non_ascii)} non-ASCII items "
+            "fail as UTF-8): convert it with `iconv -f GB18030 -t UTF-8`"
         )
+    if bad >= 3:
+        raise SourceFileError(f"{file.relative}: not UTF-8 text ({bad} of {len(non_ascii)} non-ASCII items fail to decode)")
 
 
 def invalid_utf8_rejection(row: int, location: str, raw: str) -> Rejection:

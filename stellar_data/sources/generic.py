@@ -18,7 +18,16 @@ import pyarrow.parquet as pq
 
 from ..errors import SourceFileError
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import check_encoding, decode_text, excerpt, expect_object, has_invalid_utf8, invalid_utf8_rejection, iter_json_items, read_bytes
+from .files import (
+    check_encoding,
+    decode_text,
+    excerpt,
+    expect_object,
+    has_invalid_utf8,
+    invalid_utf8_rejection,
+    iter_json_items,
+    read_bytes,
+)
 
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 

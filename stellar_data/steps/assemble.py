@@ -7,8 +7,8 @@ from typing import Any
 
 import polars as pl
 
-from ..record import QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
 from ..recipe import SourceSpec
+from ..record import QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
 from ..sources.base import Entry, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
 from ..text import detect_lang

@@ -1,0 +1,236 @@
+"""normalize: line ends, odd spaces, invisible / private-use characters, NFC, OpenCC per source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from stellar_data.ingest import IngestTask, ingest
+from stellar_data.recipe import SourceSpec
+from stellar_data.record import RECORD_SCHEMA, TEXT_FIELDS
+from stellar_data.sources import ADAPTERS, RawItem, SourceFile
+from stellar_data.steps.normalize import _CHUNK_CHARS, ChineseConverter, NormalizeConfig, normalize
+
+NONE = NormalizeConfig()
+T2S = NormalizeConfig(opencc="t2s")
+T2S_PROTECTED = NormalizeConfig(opencc="t2s", protected_terms=("蒭藁",))
+
+# What must never survive normalization.
+FORBIDDEN = re.compile("[\u2002\u00a0\u3000\u2061\ufeff\ue000-\uf8ff]")
+
+
+def record(i: int, instruction: str = "q", input_: str = "", output: str = "a") -> dict:
+    return {
+        "id": f"s:{i}", "instruction": instruction, "input": input_, "output": output, "category": "general",
+        "source": "s", "lang": "zh", "group": f"s:{i}", "source_file": "f.json", "source_row": i,
+        "template_id": None, "original_id": None, "copy_index": 0,
+    }
+
+
+def frame_of(*triples: tuple[str, str, str]) -> pl.DataFrame:
+    rows = [record(i, *t) for i, t in enumerate(triples)]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA))
+
+
+def one(text: str, config: NormalizeConfig = NONE, field: str = "output") -> str:
+    triple = {"instruction": "q", "input": "", "output": "a"}
+    triple[field] = text
+    out, _ = normalize(frame_of((triple["instruction"], triple["input"], triple["output"])), config, "s")
+    return out[field][0]
+
+
+# --- whitespace -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("space", ["\u2002", "\u00a0", "\u3000"])
+def test_odd_space_inside_becomes_plain_space(space: str) -> None:
+    assert one(f"恒星{space}光谱") == "恒星 光谱"
+
+
+@pytest.mark.parametrize("space", ["\u2002", "\u00a0", "\u3000"])
+def test_odd_space_padding_is_stripped(space: str) -> None:
+    assert one(f"{space}{space}太阳{space}") == "太阳"
+
+
+def test_mixed_padding_is_stripped_in_every_text_field() -> None:
+    out, _ = normalize(frame_of(("\u3000 问题\u00a0", "\u2002 A. 1 \n", " 答案\u3000\u3000")), NONE, "s")
+    assert out.select(TEXT_FIELDS).row(0) == ("问题", "A. 1", "答案")
+
+
+def test_crlf_and_cr_become_lf() -> None:
+    assert one("A. 1\r\nB. 2\rC. 3") == "A. 1\nB. 2\nC. 3"
+
+
+def test_embedded_newlines_are_kept() -> None:
+    assert one("第一行\n第二行") == "第一行\n第二行"
+
+
+# --- removed characters -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("char", ["\ue6ea", "\ue006", "\ue00b"])
+def test_private_use_characters_are_removed(char: str) -> None:
+    assert one(f"赤{char}道") == "赤道"
+
+
+@pytest.mark.parametrize("char", ["\u2061", "\ufeff", "\u200b", "\u00ad"])
+def test_invisible_characters_are_removed(char: str) -> None:
+    assert one(f"{char}f{char}(x) = sin x") == "f(x) = sin x"
+
+
+def test_control_characters_are_removed_but_tab_and_newline_kept() -> None:
+    assert one("a\x00b\x07c\x1fd\te\nf") == "abcd\te\nf"
+
+
+# --- NFC ----------------------------------------------------------------------------------------
+
+def test_nfc_composes_combining_marks() -> None:
+    assert one("e\u0301toile") == "\u00e9toile"
+    assert one("Ångstro\u0308m") == "Ångström"
+
+
+def test_nfc_keeps_already_composed_text() -> None:
+    assert one("\u00e9toile") == "\u00e9toile"
+
+
+# --- OpenCC -------------------------------------------------------------------------------------
+
+def test_t2s_converts_traditional_to_simplified() -> None:
+    assert one("請解釋什麼是黑洞", T2S, "instruction") == "请解释什么是黑洞"
+
+
+def test_t2s_without_protected_terms_writes_opencc_form_of_mira() -> None:
+    # OpenCC 1.4.2's real behaviour: 蒭 -> 𫇴 (U+2B1F4)
+    assert one("蒭藁型變星", T2S) == "\U0002b1f4藁型变星"
+
+
+def test_t2s_with_protected_terms_keeps_the_term_and_converts_the_rest() -> None:
+    assert one("蒭藁型變星", T2S_PROTECTED) == "蒭藁型变星"
+
+
+def test_protected_term_kept_in_every_field_and_occurrence() -> None:
+    out, _ = normalize(frame_of(("什麼是蒭藁型變星？", "蒭藁、蒭藁", "蒭藁型變星是長週期變星。")), T2S_PROTECTED, "s")
+    assert out.select(TEXT_FIELDS).row(0) == ("什么是蒭藁型变星？", "蒭藁、蒭藁", "蒭藁型变星是长周期变星。")
+
+
+def test_simplified_mira_stays_as_written() -> None:
+    assert one("刍藁型变星", T2S) == "刍藁型变星"
+    assert one("刍藁型变星", T2S_PROTECTED) == "刍藁型变星"
+
+
+def test_opencc_none_leaves_traditional_text() -> None:
+    assert one("請解釋什麼是蒭藁型變星", NONE) == "請解釋什麼是蒭藁型變星"
+
+
+def test_opencc_runs_after_cleaning() -> None:
+    # odd spaces / private use around traditional text: both cleaned and converted
+    assert one("\u3000請\ue6ea解釋\u2061黑洞\u00a0", T2S) == "请解释黑洞"
+
+
+def test_t2s_maps_each_field_back_to_its_own_row_and_column() -> None:
+    triples = [(f"問題{i}", f"輸入{i}" if i % 2 else "", f"答案{i}：變星") for i in range(50)]
+    out, _ = normalize(frame_of(*triples), T2S, "s")
+    assert out["instruction"].to_list() == [f"问题{i}" for i in range(50)]
+    assert out["input"].to_list() == [f"输入{i}" if i % 2 else "" for i in range(50)]
+    assert out["output"].to_list() == [f"答案{i}：变星" for i in range(50)]
+    assert out["id"].to_list() == [f"s:{i}" for i in range(50)]
+
+
+def test_t2s_on_empty_frame() -> None:
+    empty = pl.from_arrow(RECORD_SCHEMA.empty_table())
+    out, stats = normalize(empty, T2S, "s")
+    assert out.height == 0
+    assert (stats.total, stats.kept, stats.notes["changed"]) == (0, 0, 0)
+
+
+# --- ChineseConverter batching ------------------------------------------------------------------
+
+def test_converter_keeps_length_and_order_across_chunks() -> None:
+    texts = [f"{i}號蒭藁型變星" + "黑" * 40 for i in range(100_000)]
+    assert sum(len(t) + 1 for t in texts) > _CHUNK_CHARS  # more than one chunk
+    out = ChineseConverter("t2s", ("蒭藁",)).convert(texts)
+    assert len(out) == len(texts)
+    assert out == [f"{i}号蒭藁型变星" + "黑" * 40 for i in range(100_000)]
+
+
+def test_converter_handles_items_larger_than_a_chunk() -> None:
+    big = "變" * (_CHUNK_CHARS + 1)  # one item alone is over the chunk size
+    texts = ["請", big, "蒭藁", big, "什麼", "", big, "黑洞"]
+    out = ChineseConverter("t2s", ("蒭藁",)).convert(texts)
+    small = "变" * len(big)
+    assert out == ["请", small, "蒭藁", small, "什么", "", small, "黑洞"]
+
+
+def test_converter_empty_list() -> None:
+    assert ChineseConverter("t2s", ()).convert([]) == []
+
+
+def test_converter_keeps_empty_strings() -> None:
+    assert ChineseConverter("t2s", ()).convert(["", "變", "", ""]) == ["", "变", "", ""]
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+def test_stats_count_changed_records() -> None:
+    frame = frame_of(
+        ("q", "", "a"),                 # unchanged
+        ("q\u3000", "", "a"),           # changed (padding)
+        ("q", "x\r\ny", "a"),           # changed (CRLF)
+        ("q", "", "答案"),              # unchanged
+        ("q", "", "\ufeffa"),           # changed (BOM)
+    )
+    out, stats = normalize(frame, NONE, "s")
+    assert stats.notes["changed"] == 3
+    assert (stats.step, stats.source, stats.total, stats.kept) == ("normalize", "s", 5, 5)
+    assert stats.reconciles
+    assert out.height == 5
+
+
+def test_stats_count_opencc_changes() -> None:
+    out, stats = normalize(frame_of(("請", "", "a"), ("请", "", "a"), ("q", "", "變")), T2S, "s")
+    assert stats.notes["changed"] == 2
+
+
+def test_stats_count_a_record_changed_in_several_fields_once() -> None:
+    _, stats = normalize(frame_of(("q\u3000", "\u00a0x", "a\r\n"), ("q", "", "a")), NONE, "s")
+    assert stats.notes["changed"] == 1
+
+
+def test_non_text_columns_are_untouched() -> None:
+    frame = frame_of(("\u3000q", "", "a"))
+    out, _ = normalize(frame, T2S, "s")
+    others = [c for c in frame.columns if c not in TEXT_FIELDS]
+    assert out.select(others).equals(frame.select(others))
+    assert out.schema == frame.schema
+
+
+# --- real data ----------------------------------------------------------------------------------
+
+def test_real_astro_qa_zh_4opt_has_no_odd_characters_after_ingest(shared_sources: Path) -> None:
+    path = shared_sources / "Astro-QA" / "data" / "ZH" / "single-select multi choice(4)_ZH.xlsx"
+    file = SourceFile(path, path.relative_to(shared_sources).as_posix())
+    spec = SourceSpec(name="astro_qa_zh", adapter="astro_qa", paths=(file.relative,), category="astronomy",
+                      lang="zh", order=0, opencc="t2s")
+
+    # Precondition: the raw items really hold the characters (otherwise the test proves nothing).
+    raw = [t for e in ADAPTERS["astro_qa"](file, {}, "zh") if isinstance(e, RawItem) for t in (e.instruction, e.input, e.output)]
+    raw_found = {ch for t in raw for ch in FORBIDDEN.findall(t)}
+    assert {"\u2002", "\u00a0", "\u3000", "\u2061", "\ufeff"} <= raw_found
+    assert any("\ue000" <= ch <= "\uf8ff" for ch in raw_found)
+
+    result = ingest(IngestTask(spec, file, file_index=0, seed=1, protected_terms=("蒭藁",)))
+    assert result.records is not None
+    assert result.records.height > 1200
+    offenders = [
+        (rid, field, sorted(f"U+{ord(c):04X}" for c in set(FORBIDDEN.findall(text))))
+        for rid, *texts in result.records.select("id", *TEXT_FIELDS).iter_rows()
+        for field, text in zip(TEXT_FIELDS, texts, strict=True)
+        if FORBIDDEN.search(text)
+    ]
+    assert offenders == []
+    for name in TEXT_FIELDS:
+        texts = result.records[name].to_list()
+        assert all(t == t.strip() for t in texts), name
+        assert not any("\r" in t for t in texts), name
