@@ -262,6 +262,9 @@ def _assemble_outputs(
 
     paths = [r.records_path for r in results if r.records_path is not None]
     records = pl.concat([pl.read_ipc(p) for p in paths]) if paths else _empty_records()
+    repeated = records.filter(pl.col("id").is_duplicated())
+    if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
+        raise AssertionError(f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}")
     thin = records.select("id", "source", "group", "source_file", "_hash", "_split_u", *RANK_COLUMNS)
     if recipe.exact_dedup:
         kept, duplicates, dedup_stats = exact_dedup(thin)

@@ -57,6 +57,9 @@ _WORDING = {
 @dataclass(frozen=True)
 class AstroQaOptions:
     kind: str = "auto"
+    date_serial_items: tuple[str, ...] | list[str] = ()
+    """Items (`4opt:77`) where Excel stored a date as a plain serial number. No type or range rule
+    tells such serials from genuine numbers, so they are listed by a reviewer in the recipe."""
 
     def kind_of(self, file: SourceFile) -> str:
         if self.kind != "auto":
@@ -153,24 +156,34 @@ def _subjective_triple(cells: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def read_astro_qa(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
-    kind = AstroQaOptions(**options).kind_of(file)
+    config = AstroQaOptions(**options)
+    kind = config.kind_of(file)
     segment, letters = KINDS[kind]
     words = _WORDING["zh" if lang == "zh" else "en"]
     header, rows = _open_rows(file)
     if "ID" not in header:
         raise SourceFileError(f"{file.relative}: no `ID` column in the header {header}")
     row = 0
+    seen: set[str] = set()
     for excel_row, values in enumerate(rows, start=2):
         if all(v is None for v in values):
             continue
         cells = dict(zip(header, values, strict=False))
         item_id = cell_text(cells.get("ID")).strip()
         location = f"row {excel_row} (ID {item_id})"
+        if kind != "matching" and (not item_id or item_id in seen):
+            problem = "no ID" if not item_id else f"ID {item_id} already used by an earlier row"
+            yield Rejection(row, location, "duplicate_id" if item_id else "missing_id", problem, excerpt(cells))
+            row += 1
+            continue
+        seen.add(item_id)
         if kind == "matching":
             yield Rejection(row, location, "no_answer_key", "matching questions have no answer key", excerpt(cells), deliberate=True)
             row += 1
             continue
         try:
+            if f"{segment}:{item_id}" in config.date_serial_items:
+                raise ItemError("date_serial_cell", "a cell holds an Excel date serial (listed in the recipe); the original wording is lost")
             question = cell_text(cells.get("Question")).strip()
             if lang == "en" and question == "无法回答":
                 raise ItemError("untranslated", "EN Question is the untranslated `无法回答`")

@@ -98,6 +98,8 @@ def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not clean:  # GBK trail bytes can be `\`, breaking the JSON syntax: report the encoding
+            check_encoding(file, text.split("\n"))
         raise SourceFileError(f"{file.relative}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(values, list):
         raise SourceFileError(f"{file.relative}: expected a JSON array of records")

@@ -72,10 +72,12 @@ def _csv_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[int, 
         _require_columns(file, list(reader.fieldnames or []), columns)
         for row, values in enumerate(reader):
             location = f"line {reader.line_num}"
-            if None in values:  # more cells than header columns
+            if None in values:  # csv puts extra cells under the key None
                 yield Rejection(row, location, "malformed_csv", "more cells than header columns", excerpt(values))
-            elif not clean and has_invalid_utf8(str(values)):
-                yield invalid_utf8_rejection(row, location, str(values))
+            elif None in values.values():  # and fills missing cells with None
+                yield Rejection(row, location, "malformed_csv", "fewer cells than header columns", excerpt(values))
+            elif not clean and any(has_invalid_utf8(v) for v in values.values()):
+                yield invalid_utf8_rejection(row, location, "\x1f".join(values.values()))
             else:
                 yield row, location, values
     except csv.Error as exc:

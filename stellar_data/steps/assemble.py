@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,8 +40,23 @@ def _type_problem(item: RawItem) -> str | None:
     return None
 
 
+def file_token(relative: str) -> str:
+    """The file's path as an id segment (ids hold no whitespace or colons)."""
+    return re.sub(r"[\s:]+", "_", relative)
+
+
+def id_prefix(spec: SourceSpec, file: SourceFile) -> str:
+    """`<source>:` for a source read from one literal path; `<source>:<file>:` when the recipe names
+    several paths or a glob, so row-based ids stay unique across the source's files."""
+    single = len(spec.paths) == 1 and not any(ch in spec.paths[0] for ch in "*?[")
+    return f"{spec.name}:" if single else f"{spec.name}:{file_token(file.relative)}:"
+
+
 def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tuple[pl.DataFrame, pl.DataFrame, StepStats]:
+    """Adapter keys (e.g. Astro-QA's `4opt:442`) are unique within a source by the adapter's contract;
+    row-based ids get the file segment from `id_prefix` when the source has several files."""
     stats = StepStats("read", spec.name)
+    prefix = id_prefix(spec, file)
     columns: dict[str, list[Any]] = {name: [] for name in RECORD_SCHEMA.names}
     rejected: list[dict[str, Any]] = []
     for entry in entries:
@@ -49,7 +65,7 @@ def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tu
             stats.dropped[entry.rule] += 1
             rejected.append(quarantine_row(spec.name, file.relative, entry))
             continue
-        record_id = f"{spec.name}:{entry.key if entry.key is not None else entry.row}"
+        record_id = f"{spec.name}:{entry.key}" if entry.key is not None else f"{prefix}{entry.row}"
         problem = _type_problem(entry)
         if problem is not None:
             stats.dropped["wrong_type"] += 1

@@ -19,6 +19,11 @@ from .base import StepStats
 
 _IGNORED = {"description", "title", "$comment", "examples", "default"}
 _COMPILED = {"type", "minLength", "maxLength", "pattern", "enum", "minimum"}
+# Top-level keywords the compiled check accounts for (the frame's columns are the properties).
+_OBJECT_LEVEL = _IGNORED | {"$schema", "$id", "type", "properties", "required", "additionalProperties"}
+# Characters on which Python's `re` (used by jsonschema) and polars' regex may disagree, e.g. `\s`
+# matches U+001C..U+001F only in Python. Values holding any are always re-checked by jsonschema.
+_DIALECT_SENSITIVE = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 
 
 def _violation(name: str, rules: dict[str, Any]) -> pl.Expr | None:
@@ -35,6 +40,7 @@ def _violation(name: str, rules: dict[str, Any]) -> pl.Expr | None:
         parts.append(col.str.len_chars() > rules["maxLength"])
     if "pattern" in rules:
         parts.append(~col.str.contains(rules["pattern"]))
+        parts.append(col.str.contains(_DIALECT_SENSITIVE))
     if "enum" in rules:
         parts.append(~col.is_in(rules["enum"]))
     if "minimum" in rules:
@@ -48,7 +54,8 @@ class RecordValidator:
         self._validator = jsonschema.Draft202012Validator(schema)
         self._properties: dict[str, Any] = schema.get("properties", {})
         expressions = [_violation(name, rules) for name, rules in self._properties.items()]
-        self._suspect = None if any(e is None for e in expressions) else pl.any_horizontal(expressions)
+        compilable = not set(schema) - _OBJECT_LEVEL and all(e is not None for e in expressions)
+        self._suspect = pl.any_horizontal(expressions) if compilable else None
 
     def errors(self, record: dict[str, Any]) -> list[jsonschema.ValidationError]:
         return sorted(self._validator.iter_errors(record), key=lambda e: (list(map(str, e.path)), e.message))

@@ -47,6 +47,10 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: valid {c['valid']} != kept {c['kept']} + duplicates {c['duplicates']}")
         if c["kept"] != c["train"] + c["validation"]:
             problems.append(f"{name}: kept {c['kept']} != train {c['train']} + validation {c['validation']}")
+    kept = sum(s["counts"]["kept"] for s in manifest["sources"].values())
+    written = sum(split["records"] for split in manifest["splits"].values())
+    if kept != written:
+        problems.append(f"records written {written} != records kept {kept}")
     return problems
 
 

@@ -226,8 +226,9 @@ def test_real_stellarspeak_recipe(shared_sources: Path, tmp_path: Path) -> None:
     # Item counts from ../shared/sources/README.md.
     assert counts["astro_qa_zh"]["read"] == counts["astro_qa_en"]["read"] == 1297 + 402 + 157 + 317 + 554 + 355
     assert counts["astro_qa_zh"]["excluded"] == counts["astro_qa_en"]["excluded"] == {"no_answer_key": 355}
-    assert counts["astro_qa_zh"]["quarantined"] == {"empty_option": 7, "prompt_mismatch": 1}
+    assert counts["astro_qa_zh"]["quarantined"] == {"date_serial_cell": 4, "empty_option": 7, "prompt_mismatch": 1}
     assert counts["astro_qa_en"]["quarantined"]["date_typed_cell"] == 12
+    assert counts["astro_qa_en"]["quarantined"]["date_serial_cell"] == 1
     assert counts["astro_qa_en"]["quarantined"]["untranslated"] == 2
     assert counts["gsm8k"]["read"] == 7473
     assert counts["identity"]["read"] == 91 and counts["identity"]["validation"] == 0

@@ -31,7 +31,7 @@ def test_field_names_equal_properties_in_order() -> None:
 
 
 def test_record_fields_tuple_matches_schema() -> None:
-    assert RECORD_FIELDS == tuple(RECORD_SCHEMA.names)
+    assert tuple(RECORD_SCHEMA.names) == RECORD_FIELDS
 
 
 def test_json_schema_forbids_extra_properties() -> None:
@@ -70,7 +70,7 @@ def test_quarantine_schema_has_reason_columns() -> None:
         assert name in QUARANTINE_SCHEMA.names
         assert pa.types.is_string(QUARANTINE_SCHEMA.field(name).type)
         assert not QUARANTINE_SCHEMA.field(name).nullable
-    assert QUARANTINE_FIELDS == tuple(QUARANTINE_SCHEMA.names)
+    assert tuple(QUARANTINE_SCHEMA.names) == QUARANTINE_FIELDS
 
 
 def test_quarantine_schema_deliberate_flag_is_boolean() -> None:

@@ -140,7 +140,8 @@ def test_rejections_pass_into_quarantine_with_location_rule_and_flag() -> None:
     assert frame["id"].to_list() == ["general:0", "general:4"]
     assert quarantine.select("source", "file", "location", "row", "rule", "message", "deliberate", "id", "raw").rows() == [
         ("general", "sub/data.json", "row 3 (ID 41)", 1, "empty_option", "option(s) D empty", False, None, '{"D": null}'),
-        ("general", "sub/data.json", "row 4 (ID 7)", 2, "no_answer_key", "matching questions have no answer key", True, None, None),
+        ("general", "sub/data.json", "row 4 (ID 7)", 2, "no_answer_key", "matching questions have no answer key", True, None,
+         None),
         ("general", "sub/data.json", "line 9", None, "bad_json", "line is not JSON", False, None, None),
     ]
     assert stats.total == 5

@@ -189,7 +189,7 @@ def test_stats_count_changed_records() -> None:
 
 
 def test_stats_count_opencc_changes() -> None:
-    out, stats = normalize(frame_of(("請", "", "a"), ("请", "", "a"), ("q", "", "變")), T2S, "s")
+    _, stats = normalize(frame_of(("請", "", "a"), ("请", "", "a"), ("q", "", "變")), T2S, "s")
     assert stats.notes["changed"] == 2
 
 

@@ -1,0 +1,178 @@
+"""Shared readers: UTF-8 decoding, JSON arrays and JSON Lines, file-level vs record-level problems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stellar_data.errors import SourceFileError
+from stellar_data.sources.alpaca import read_alpaca
+from stellar_data.sources.base import RawItem, Rejection
+from stellar_data.sources.files import iter_json_items
+from tests.helpers import source_file
+
+RECORDS = [
+    {"instruction": "天空为什么是蓝色的？", "input": "", "output": "因为瑞利散射。"},
+    {"instruction": "星星为什么闪烁？", "input": "", "output": "因为大气湍流。"},
+    {"instruction": "月亮为什么有相位？", "input": "", "output": "因为日地月的相对位置变化。"},
+    {"instruction": "什么是光年？", "input": "", "output": "光在一年中走过的距离。"},
+]
+
+
+def jsonl_bytes(records: list[dict], encoding: str = "utf-8") -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode(encoding)
+
+
+def put(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def items(path: Path, root: Path) -> list:
+    return list(iter_json_items(source_file(path, root)))
+
+
+def alpaca(path: Path, root: Path) -> list[RawItem | Rejection]:
+    return list(read_alpaca(source_file(path, root), {}, "zh"))
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["zh.jsonl", "zh.json"])
+def test_gbk_file_is_a_file_error_that_names_the_file(tmp_path: Path, name: str) -> None:
+    data = jsonl_bytes(RECORDS, "gbk") if name.endswith("l") else json.dumps(RECORDS, ensure_ascii=False).encode("gbk")
+    path = put(tmp_path / "raw" / name, data)
+
+    with pytest.raises(SourceFileError) as error:
+        items(path, tmp_path)
+
+    assert str(error.value).startswith(f"raw/{name}: ")
+    assert "not UTF-8" in str(error.value)
+
+
+def test_gbk_json_array_whose_bytes_break_json_syntax_is_still_reported_as_not_utf8(tmp_path: Path) -> None:
+    # 淺 is 0x9C 0x5C in GBK: its trail byte is a backslash, which escapes the closing quote.
+    # Known bug: _iter_json_array parses before checking the encoding and reports "invalid JSON".
+    records = [{"instruction": "淺色的星是什麼？", "input": "", "output": "表面溫度較高的恆星。"}, *RECORDS]
+    path = put(tmp_path / "tw.json", json.dumps(records, ensure_ascii=False).encode("gbk"))
+
+    with pytest.raises(SourceFileError, match=r"^tw\.json: not UTF-8"):
+        items(path, tmp_path)
+
+
+def test_jsonl_line_with_an_invalid_byte_is_rejected_and_the_rest_is_read(tmp_path: Path) -> None:
+    good = jsonl_bytes(RECORDS)
+    bad = '{"instruction": "银河'.encode() + b"\xff" + '系", "input": "", "output": "坏"}\n'.encode()
+    lines = good.splitlines(keepends=True)
+    path = put(tmp_path / "zh.jsonl", b"".join([*lines[:2], bad, *lines[2:]]))
+
+    entries = alpaca(path, tmp_path)
+
+    assert [type(e) for e in entries] == [RawItem, RawItem, Rejection, RawItem, RawItem]
+    rejection = entries[2]
+    assert (rejection.rule, rejection.row, rejection.location) == ("invalid_utf8", 2, "line 3")
+    assert rejection.raw is not None and "银河\ufffd系" in rejection.raw
+    assert [e.instruction for e in entries if isinstance(e, RawItem)] == [r["instruction"] for r in RECORDS]
+
+
+def test_json_array_record_with_an_invalid_byte_is_rejected_and_the_rest_is_read(tmp_path: Path) -> None:
+    text = json.dumps([*RECORDS[:1], {"instruction": "银河@系", "input": "", "output": "坏"}, *RECORDS[1:]], ensure_ascii=False)
+    path = put(tmp_path / "zh.json", text.encode().replace(b"@", b"\xff"))
+
+    entries = alpaca(path, tmp_path)
+
+    assert [type(e) for e in entries] == [RawItem, Rejection, RawItem, RawItem, RawItem]
+    assert (entries[1].rule, entries[1].location) == ("invalid_utf8", "item 1")
+    assert [e.output for e in entries if isinstance(e, RawItem)] == [r["output"] for r in RECORDS]
+
+
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.json"])
+def test_utf8_bom_is_accepted(tmp_path: Path, name: str) -> None:
+    data = jsonl_bytes(RECORDS[:2]) if name.endswith("l") else json.dumps(RECORDS[:2], ensure_ascii=False).encode()
+    path = put(tmp_path / name, b"\xef\xbb\xbf" + data)
+
+    entries = alpaca(path, tmp_path)
+
+    assert [e.instruction for e in entries] == [r["instruction"] for r in RECORDS[:2]]
+
+
+# --- file-level problems -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\n", b"\xef\xbb\xbf"])
+def test_empty_file_is_a_file_error(tmp_path: Path, data: bytes) -> None:
+    path = put(tmp_path / "raw" / "empty.json", data)
+
+    with pytest.raises(SourceFileError, match=r"^raw/empty\.json: .*empty"):
+        items(path, tmp_path)
+
+
+def test_missing_file_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceFileError, match=r"^gone\.jsonl: .*not found"):
+        items(tmp_path / "gone.jsonl", tmp_path)
+
+
+def test_json_array_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    path = put(
+        tmp_path / "broken.json", b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c", "output": "d",}\n]\n'
+    )
+
+    with pytest.raises(SourceFileError, match=r"^broken\.json: invalid JSON at line 3 column \d+"):
+        items(path, tmp_path)
+
+
+def test_file_where_no_line_parses_as_json_is_a_file_error(tmp_path: Path) -> None:
+    path = put(tmp_path / "notes.jsonl", "instruction: 你好\noutput: 我是助手\n".encode())
+
+    with pytest.raises(SourceFileError, match=r"^notes\.jsonl: not JSON or JSON Lines"):
+        items(path, tmp_path)
+
+
+def test_pretty_printed_top_level_object_is_a_file_error(tmp_path: Path) -> None:
+    path = put(tmp_path / "one.json", json.dumps(RECORDS[0], ensure_ascii=False, indent=2).encode())
+
+    with pytest.raises(SourceFileError, match=r"^one\.json: "):
+        items(path, tmp_path)
+
+
+# --- record-level problems ---------------------------------------------------------------------
+
+
+def test_one_object_per_line_is_json_lines(tmp_path: Path) -> None:
+    path = put(tmp_path / "one.json", json.dumps(RECORDS[0], ensure_ascii=False).encode())
+
+    assert items(path, tmp_path) == [(0, "line 1", RECORDS[0])]
+
+
+def test_blank_lines_are_skipped_and_locations_count_physical_lines(tmp_path: Path) -> None:
+    path = put(tmp_path / "gaps.jsonl", b'{"a": 1}\n\n  \n{"a": 2}\r\n')
+
+    assert [(location, value) for _, location, value in items(path, tmp_path)] == [("line 1", {"a": 1}), ("line 4", {"a": 2})]
+
+
+def test_non_object_items_are_rejected_as_not_an_object(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(RECORDS[0], ensure_ascii=False),
+        '"just a string"',
+        "[1, 2]",
+        "42",
+        json.dumps(RECORDS[1], ensure_ascii=False),
+    ]
+    jsonl = put(tmp_path / "mixed.jsonl", ("\n".join(lines) + "\n").encode())
+    array = put(tmp_path / "mixed.json", json.dumps([RECORDS[0], "just a string", None, RECORDS[1]], ensure_ascii=False).encode())
+
+    from_lines = alpaca(jsonl, tmp_path)
+    from_array = alpaca(array, tmp_path)
+
+    assert [e.rule for e in from_lines if isinstance(e, Rejection)] == ["not_an_object"] * 3
+    assert [e.location for e in from_lines if isinstance(e, Rejection)] == ["line 2", "line 3", "line 4"]
+    assert [e.rule for e in from_array if isinstance(e, Rejection)] == ["not_an_object"] * 2
+    assert [e.location for e in from_array if isinstance(e, Rejection)] == ["item 1", "item 2"]
+    assert [e.instruction for e in from_lines + from_array if isinstance(e, RawItem)] == [
+        RECORDS[0]["instruction"],
+        RECORDS[1]["instruction"],
+    ] * 2
