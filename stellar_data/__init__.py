@@ -1,9 +1,9 @@
 """stellar_data: build validated, reproducible instruction-tuning corpora.
 
-    import stellar_data as sd
-    corpus = sd.build("corpus/default.toml", out="build/corpus")
-    corpus.frame.group_by("category").len().collect()
-    sd.load("build/corpus").stats()
+import stellar_data as sd
+corpus = sd.build("corpus/default.toml", out="build/corpus")
+corpus.frame.group_by("category").len().collect()
+sd.load("build/corpus").stats()
 """
 
 from .build import build, plan_build

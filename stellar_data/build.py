@@ -124,7 +124,9 @@ def merged_stats(results: list[IngestResult]) -> dict[tuple[str, str], StepStats
             if key in merged:
                 merged[key].merge(stats)
             else:
-                merged[key] = StepStats(stats.step, stats.source, stats.total, stats.kept, Counter(stats.dropped), Counter(stats.notes))
+                merged[key] = StepStats(
+                    stats.step, stats.source, stats.total, stats.kept, Counter(stats.dropped), Counter(stats.notes)
+                )
     return merged
 
 
@@ -253,23 +255,36 @@ def build(
 
 
 def _assemble_outputs(
-    recipe: Recipe, plan: BuildPlan, results: list[IngestResult], staging: Path, progress: Progress | None, timings: dict[str, float]
+    recipe: Recipe,
+    plan: BuildPlan,
+    results: list[IngestResult],
+    staging: Path,
+    progress: Progress | None,
+    timings: dict[str, float],
 ) -> dict[str, Any]:
     clock = time.perf_counter()
     stats = merged_stats(results)
-    quarantine = pl.concat([r.quarantine for r in results]) if results else pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    quarantine = (
+        pl.concat([r.quarantine for r in results]) if results else pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    )
     check_quarantine_limits(recipe, stats, quarantine)
 
     paths = [r.records_path for r in results if r.records_path is not None]
     records = pl.concat([pl.read_ipc(p) for p in paths]) if paths else _empty_records()
     repeated = records.filter(pl.col("id").is_duplicated())
     if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
-        raise AssertionError(f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}")
+        raise AssertionError(
+            f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
+        )
     thin = records.select("id", "source", "group", "source_file", "_hash", "_split_u", *RANK_COLUMNS)
     if recipe.exact_dedup:
         kept, duplicates, dedup_stats = exact_dedup(thin)
     else:
-        kept, duplicates, dedup_stats = thin, thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")), {}
+        kept, duplicates, dedup_stats = (
+            thin,
+            thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")),
+            {},
+        )
         for source, n in thin.group_by("source").len().iter_rows():
             dedup_stats[source] = StepStats("dedup", source, n, n)
     fractions = {s.name: recipe.validation_fraction_of(s) for s in recipe.sources}
@@ -298,7 +313,9 @@ def _assemble_outputs(
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = full_quarantine.height
 
-    manifest = _manifest(recipe, plan, results, stats, dedup_stats, split_stats, quarantine, full_quarantine, final, split_info)
+    manifest = _manifest(
+        recipe, plan, results, stats, dedup_stats, split_stats, quarantine, full_quarantine, final, split_info
+    )
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
     manifest["files"] = file_entries(staging, written, record_counts)
@@ -368,7 +385,10 @@ def _manifest(
         "splits": split_info,
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),
-        "quarantine": {"records": full_quarantine.height, "by_rule": dict(sorted(full_quarantine.group_by("rule").len().iter_rows()))},
+        "quarantine": {
+            "records": full_quarantine.height,
+            "by_rule": dict(sorted(full_quarantine.group_by("rule").len().iter_rows())),
+        },
         "files": {},
         "warnings": list(plan.skipped.values()),
     }

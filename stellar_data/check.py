@@ -55,8 +55,13 @@ def _ingest_or_error(task: IngestTask) -> IngestResult | str:
         return str(exc)
 
 
-def check(recipe: str | Path | Recipe, *, sources: str | Path | None = None, workers: int | None = None,
-          progress: Progress | None = None) -> CheckReport:
+def check(
+    recipe: str | Path | Recipe,
+    *,
+    sources: str | Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sources_dir=sources)
     errors: list[str] = []
@@ -85,7 +90,9 @@ def check(recipe: str | Path | Recipe, *, sources: str | Path | None = None, wor
     for spec in recipe.sources:
         if spec.name in plan.skipped:
             continue
-        report = SourceReport(spec.name, sum(1 for p in plan.files if p.spec.name == spec.name), limit=recipe.quarantine_limit(spec))
+        report = SourceReport(
+            spec.name, sum(1 for p in plan.files if p.spec.name == spec.name), limit=recipe.quarantine_limit(spec)
+        )
         if ("read", spec.name) in stats:
             report.read = stats[("read", spec.name)].total
             report.valid = stats[("validate", spec.name)].kept

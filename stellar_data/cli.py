@@ -14,20 +14,36 @@ from rich.table import Table
 
 from .errors import StellarDataError
 
-app = typer.Typer(help="Build validated instruction-tuning corpora from a recipe.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Build validated instruction-tuning corpora from a recipe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console(stderr=True)
 if not console.is_terminal:  # logs and CI: wide enough for the tables, no wrapping
     console = Console(stderr=True, width=160)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpus/default.toml.")]
-SourcesOpt = Annotated[Path | None, typer.Option("--sources", help="Directory the source paths are relative to (default: the recipe's corpus.sources_dir).")]
+SourcesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources", help="Directory the source paths are relative to (default: the recipe's corpus.sources_dir)."
+    ),
+]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
 
 
 @contextmanager
 def _progress_bars() -> Iterator[object]:
-    with Progress(TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bars:
+    with Progress(
+        TextColumn("{task.description:>6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bars:
         tasks: dict[str, object] = {}
 
         def report(stage: str, done: int, total: int) -> None:
@@ -66,11 +82,18 @@ def build(
     for column in ("source", "category", "read", "quarantined", "excluded", "duplicates", "train", "validation"):
         table.add_column(column, justify="left" if column in ("source", "category") else "right")
     for row in corpus.stats().iter_rows(named=True):
-        table.add_row(row["source"], row["category"], *(str(row[c]) for c in ("read", "quarantined", "excluded", "duplicates", "train", "validation")))
+        table.add_row(
+            row["source"],
+            row["category"],
+            *(str(row[c]) for c in ("read", "quarantined", "excluded", "duplicates", "train", "validation")),
+        )
     console.print(table)
     splits = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
     seconds = manifest["volatile"]["timings_s"]["total"]
-    console.print(f"records: {splits}; quarantine {manifest['quarantine']['records']} (see quarantine.parquet); {seconds:.1f} s", highlight=False)
+    console.print(
+        f"records: {splits}; quarantine {manifest['quarantine']['records']} (see quarantine.parquet); {seconds:.1f} s",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -89,11 +112,22 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
     for column in ("source", "files", "read", "valid", "quarantined", "excluded", "ratio", "limit", "status"):
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
     for s in result.sources:
-        table.add_row(s.name, str(s.files), str(s.read), str(s.valid), str(sum(s.quarantined.values())), str(sum(s.excluded.values())),
-                      f"{s.ratio:.1%}", f"{s.limit:.1%}", "ok" if s.ok else "[red]over limit[/]")
+        table.add_row(
+            s.name,
+            str(s.files),
+            str(s.read),
+            str(s.valid),
+            str(sum(s.quarantined.values())),
+            str(sum(s.excluded.values())),
+            f"{s.ratio:.1%}",
+            f"{s.limit:.1%}",
+            "ok" if s.ok else "[red]over limit[/]",
+        )
     console.print(table)
     for s in result.sources:
-        reasons = [f"{rule} {n}" for rule, n in s.quarantined.items()] + [f"{rule} {n} (excluded)" for rule, n in s.excluded.items()]
+        reasons = [f"{rule} {n}" for rule, n in s.quarantined.items()] + [
+            f"{rule} {n} (excluded)" for rule, n in s.excluded.items()
+        ]
         if reasons:
             console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False)
     for error in result.errors:

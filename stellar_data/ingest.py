@@ -68,7 +68,9 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     )
 
 
-def _validation_quarantine(failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile) -> pl.DataFrame:
+def _validation_quarantine(
+    failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile
+) -> pl.DataFrame:
     rows = [
         {
             "source": spec.name,

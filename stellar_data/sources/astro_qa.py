@@ -47,10 +47,22 @@ _NO_EXPLANATION = re.compile(r"^(略|omitted|explanation omitted)[。.]?$", re.I
 _JUDGMENT = {"对": True, "错": False, "正确": True, "错误": False, "true": True, "false": False}
 
 _WORDING = {
-    "zh": {"answer": "答案：", "explanation": "解析：", "sep": "；", "true": "正确。", "false": "错误。",
-           "judge": "判断下列说法是否正确。"},
-    "en": {"answer": "Answer: ", "explanation": "Explanation: ", "sep": "; ", "true": "True.", "false": "False.",
-           "judge": "Decide whether the following statement is true or false."},
+    "zh": {
+        "answer": "答案：",
+        "explanation": "解析：",
+        "sep": "；",
+        "true": "正确。",
+        "false": "错误。",
+        "judge": "判断下列说法是否正确。",
+    },
+    "en": {
+        "answer": "Answer: ",
+        "explanation": "Explanation: ",
+        "sep": "; ",
+        "true": "True.",
+        "false": "False.",
+        "judge": "Decide whether the following statement is true or false.",
+    },
 }
 
 
@@ -67,7 +79,9 @@ class AstroQaOptions:
         for marker, kind in _FILE_KINDS:
             if marker in file.path.name:
                 return kind
-        raise SourceFileError(f"{file.relative}: cannot tell the Astro-QA question type from the file name; set options.kind")
+        raise SourceFileError(
+            f"{file.relative}: cannot tell the Astro-QA question type from the file name; set options.kind"
+        )
 
 
 class ItemError(ValueError):
@@ -91,7 +105,9 @@ def cell_text(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
-        raise ItemError("date_typed_cell", f"Excel stored it as a date/time ({value.isoformat()}); the original wording is lost")
+        raise ItemError(
+            "date_typed_cell", f"Excel stored it as a date/time ({value.isoformat()}); the original wording is lost"
+        )
     return str(value)
 
 
@@ -178,12 +194,17 @@ def read_astro_qa(file: SourceFile, options: dict[str, Any], lang: str) -> Itera
             continue
         seen.add(item_id)
         if kind == "matching":
-            yield Rejection(row, location, "no_answer_key", "matching questions have no answer key", excerpt(cells), deliberate=True)
+            yield Rejection(
+                row, location, "no_answer_key", "matching questions have no answer key", excerpt(cells), deliberate=True
+            )
             row += 1
             continue
         try:
             if f"{segment}:{item_id}" in config.date_serial_items:
-                raise ItemError("date_serial_cell", "a cell holds an Excel date serial (listed in the recipe); the original wording is lost")
+                raise ItemError(
+                    "date_serial_cell",
+                    "a cell holds an Excel date serial (listed in the recipe); the original wording is lost",
+                )
             question = cell_text(cells.get("Question")).strip()
             if lang == "en" and question == "无法回答":
                 raise ItemError("untranslated", "EN Question is the untranslated `无法回答`")

@@ -39,7 +39,8 @@ class Rejection:
     message: str
     raw: str | None = None
     deliberate: bool = False
-    """True for intended exclusions (e.g. items without an answer key): counted apart, not toward the quarantine limit."""
+    """True for intended exclusions (e.g. items without an answer key): counted apart, not toward
+    the quarantine limit."""
 
 
 Entry = RawItem | Rejection

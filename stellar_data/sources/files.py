@@ -72,11 +72,19 @@ def check_encoding(file: SourceFile, units: list[str]) -> None:
             "fail as UTF-8): convert it with `iconv -f GB18030 -t UTF-8`"
         )
     if bad >= 3:
-        raise SourceFileError(f"{file.relative}: not UTF-8 text ({bad} of {len(non_ascii)} non-ASCII items fail to decode)")
+        raise SourceFileError(
+            f"{file.relative}: not UTF-8 text ({bad} of {len(non_ascii)} non-ASCII items fail to decode)"
+        )
 
 
 def invalid_utf8_rejection(row: int, location: str, raw: str) -> Rejection:
-    return Rejection(row, location, "invalid_utf8", "invalid UTF-8 bytes", excerpt(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
+    return Rejection(
+        row,
+        location,
+        "invalid_utf8",
+        "invalid UTF-8 bytes",
+        excerpt(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
+    )
 
 
 def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
@@ -100,7 +108,9 @@ def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
     except json.JSONDecodeError as exc:
         if not clean:  # GBK trail bytes can be `\`, breaking the JSON syntax: report the encoding
             check_encoding(file, text.split("\n"))
-        raise SourceFileError(f"{file.relative}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise SourceFileError(
+            f"{file.relative}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(values, list):
         raise SourceFileError(f"{file.relative}: expected a JSON array of records")
     if not clean:
@@ -146,4 +156,6 @@ def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
 def expect_object(row: int, location: str, value: Any) -> dict[str, Any] | Rejection:
     if isinstance(value, dict):
         return value
-    return Rejection(row, location, "not_an_object", f"expected a JSON object, got {type(value).__name__}", excerpt(value))
+    return Rejection(
+        row, location, "not_an_object", f"expected a JSON object, got {type(value).__name__}", excerpt(value)
+    )

@@ -1,8 +1,8 @@
 """Any JSON / JSONL / CSV / Parquet file in a known shape, through a column mapping in the recipe.
 
-    [sources.options]
-    format = "csv"                       # auto (from the extension), json, jsonl, csv, parquet
-    columns = { instruction = "question", output = "answer", input = "context", id = "qid" }
+[sources.options]
+format = "csv"                       # auto (from the extension), json, jsonl, csv, parquet
+columns = { instruction = "question", output = "answer", input = "context", id = "qid" }
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _rows(file: SourceFile, fmt: str, columns: dict[str, str]) -> Iterator[tuple
 def _require_columns(file: SourceFile, header: list[str], columns: dict[str, str]) -> None:
     missing = [c for c in columns.values() if c not in header]
     if missing:
-        raise SourceFileError(f"{file.relative}: column(s) {', '.join(map(repr, missing))} not in the file's header {header}")
+        raise SourceFileError(
+            f"{file.relative}: column(s) {', '.join(map(repr, missing))} not in the file's header {header}"
+        )
 
 
 def _csv_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[int, str, Any] | Rejection]:

@@ -62,9 +62,13 @@ def read_identity(file: SourceFile, options: dict[str, Any], lang: str) -> Itera
             continue
         fields = [record.get("instruction"), record.get("input", ""), record.get("output")]
         if not all(isinstance(f, str) for f in fields):
-            yield Rejection(row, location, "wrong_type", "instruction, input and output must be strings", excerpt(record))
+            yield Rejection(
+                row, location, "wrong_type", "instruction, input and output must be strings", excerpt(record)
+            )
             continue
         record_lang = detect_lang(*fields) if lang == "auto" else lang
         values = config.values_for(record_lang)
         instruction, input_, output = (fill_placeholders(f, values) for f in fields)
-        yield RawItem(row=row, location=location, instruction=instruction, input=input_, output=output, lang=record_lang)
+        yield RawItem(
+            row=row, location=location, instruction=instruction, input=input_, output=output, lang=record_lang
+        )

@@ -30,6 +30,9 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
     }
 
 
+_RECORD_FRAME_SCHEMA = pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
+
+
 def _type_problem(item: RawItem) -> str | None:
     for name in TEXT_FIELDS:
         value = getattr(item, name)
@@ -52,7 +55,9 @@ def id_prefix(spec: SourceSpec, file: SourceFile) -> str:
     return f"{spec.name}:" if single else f"{spec.name}:{file_token(file.relative)}:"
 
 
-def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tuple[pl.DataFrame, pl.DataFrame, StepStats]:
+def assemble(
+    entries: Iterable[Entry], spec: SourceSpec, file: SourceFile
+) -> tuple[pl.DataFrame, pl.DataFrame, StepStats]:
     """Adapter keys (e.g. Astro-QA's `4opt:442`) are unique within a source by the adapter's contract;
     row-based ids get the file segment from `id_prefix` when the source has several files."""
     stats = StepStats("read", spec.name)
@@ -70,11 +75,20 @@ def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tu
         if problem is not None:
             stats.dropped["wrong_type"] += 1
             raw = {name: getattr(entry, name) for name in TEXT_FIELDS}
-            rejected.append(quarantine_row(spec.name, file.relative, Rejection(entry.row, entry.location, "wrong_type", problem, excerpt(raw)), record_id))
+            rejected.append(
+                quarantine_row(
+                    spec.name,
+                    file.relative,
+                    Rejection(entry.row, entry.location, "wrong_type", problem, excerpt(raw)),
+                    record_id,
+                )
+            )
             continue
         stats.kept += 1
         input_ = entry.input or ""
-        lang = entry.lang or (detect_lang(entry.instruction, input_, entry.output) if spec.lang == "auto" else spec.lang)
+        lang = entry.lang or (
+            detect_lang(entry.instruction, input_, entry.output) if spec.lang == "auto" else spec.lang
+        )
         values = {
             "id": record_id,
             "instruction": entry.instruction,
@@ -92,8 +106,10 @@ def assemble(entries: Iterable[Entry], spec: SourceSpec, file: SourceFile) -> tu
         }
         for name, value in values.items():
             columns[name].append(value)
-    frame = pl.from_arrow(_table(columns, RECORD_SCHEMA))
-    quarantine = pl.from_arrow(_table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA))
+    frame = pl.DataFrame(columns, schema=_RECORD_FRAME_SCHEMA)
+    quarantine = pl.from_arrow(
+        _table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA)
+    )
     return frame, quarantine, stats
 
 

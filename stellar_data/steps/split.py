@@ -16,7 +16,10 @@ def assign_splits(thin: pl.DataFrame, fractions: dict[str, float]) -> tuple[pl.D
     """thin: id, source, group, _split_u. Adds `split` ("train" / "validation")."""
     fraction = pl.col("source").replace_strict(fractions, return_dtype=pl.Float64)
     assigned = thin.with_columns(
-        pl.when(pl.col("_split_u") < fraction.min().over("group")).then(pl.lit("validation")).otherwise(pl.lit("train")).alias("split")
+        pl.when(pl.col("_split_u") < fraction.min().over("group"))
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+        .alias("split")
     )
     stats: dict[str, StepStats] = {}
     for source, split, n in assigned.group_by("source", "split").len().iter_rows():

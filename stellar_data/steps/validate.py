@@ -60,7 +60,9 @@ class RecordValidator:
     def errors(self, record: dict[str, Any]) -> list[jsonschema.ValidationError]:
         return sorted(self._validator.iter_errors(record), key=lambda e: (list(map(str, e.path)), e.message))
 
-    def __call__(self, frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, list[tuple[dict[str, Any], str, str]], StepStats]:
+    def __call__(
+        self, frame: pl.DataFrame, source: str
+    ) -> tuple[pl.DataFrame, list[tuple[dict[str, Any], str, str]], StepStats]:
         """Returns (valid rows, [(record, rule, message)] for invalid rows, stats)."""
         stats = StepStats("validate", source, total=frame.height)
         missing = sorted(set(self._properties) - set(frame.columns))
@@ -85,10 +87,14 @@ class RecordValidator:
             invalid_rows.append(row)
             failures.append((record, rule, message))
             stats.dropped[rule] += 1
-        valid = frame if not invalid_rows else frame.with_row_index("_row").filter(~pl.col("_row").is_in(invalid_rows)).drop("_row")
+        valid = (
+            frame
+            if not invalid_rows
+            else frame.with_row_index("_row").filter(~pl.col("_row").is_in(invalid_rows)).drop("_row")
+        )
         stats.kept = valid.height
         return valid, failures, stats
 
 
 def _short(message: str) -> str:
-    return message if len(message) <= 300 else message[:RAW_EXCERPT_CHARS // 10] + "..."
+    return message if len(message) <= 300 else message[: RAW_EXCERPT_CHARS // 10] + "..."

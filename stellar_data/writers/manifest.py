@@ -30,7 +30,11 @@ def sha256_file(path: Path) -> str:
 
 def file_entries(root: Path, paths: list[Path], records: dict[Path, int]) -> dict[str, dict[str, Any]]:
     return {
-        p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size, **({"records": records[p]} if p in records else {})}
+        p.relative_to(root).as_posix(): {
+            "sha256": sha256_file(p),
+            "bytes": p.stat().st_size,
+            **({"records": records[p]} if p in records else {}),
+        }
         for p in sorted(paths)
     }
 

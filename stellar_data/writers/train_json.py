@@ -21,6 +21,8 @@ def write_train_json(frame: pl.DataFrame, path: Path) -> None:
             batch = frame.slice(offset, _BATCH).select("instruction", "input", "output")
             for instruction, input_, output in batch.iter_rows():
                 handle.write("\n" if first else ",\n")
-                handle.write(json.dumps({"instruction": instruction, "input": input_, "output": output}, ensure_ascii=False))
+                handle.write(
+                    json.dumps({"instruction": instruction, "input": input_, "output": output}, ensure_ascii=False)
+                )
                 first = False
         handle.write("\n]\n")

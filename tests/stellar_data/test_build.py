@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_counts_reconcile_per_source_and_per_step(default_corpus: sd.Corpus) -> 
     for name in manifest["sources"]:
         chain = [s for s in manifest["steps"] if s["source"] == name]
         assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "split"]
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             assert before["kept"] == after["total"], (name, before, after)
     quarantined = default_corpus.quarantine
     assert quarantined.height == manifest["quarantine"]["records"]
@@ -144,8 +145,13 @@ def test_quarantine_over_the_limit_fails_and_keeps_the_previous_corpus(tmp_path:
     sd.build(recipe, out=out, workers=1)
     before = digests(out)
 
-    write_json(sources / "data.json", [{"instruction": f"q{i}", "input": "", "output": "" if i % 2 else f"a{i}"} for i in range(10)])
-    with pytest.raises(sd.QuarantineLimitError, match=r"source 'general': 5 of 10 items quarantined .*invalid_output 5"):
+    write_json(
+        sources / "data.json",
+        [{"instruction": f"q{i}", "input": "", "output": "" if i % 2 else f"a{i}"} for i in range(10)],
+    )
+    with pytest.raises(
+        sd.QuarantineLimitError, match=r"source 'general': 5 of 10 items quarantined .*invalid_output 5"
+    ):
         sd.build(recipe, out=out, workers=1)
     assert digests(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "recipe.toml", "src"]
@@ -159,7 +165,9 @@ def test_a_bad_file_fails_with_one_error_naming_it_and_keeps_the_previous_corpus
     sd.build(recipe, out=out, workers=1)
     before = digests(out)
 
-    (sources / "data.json").write_bytes(json.dumps([{"instruction": "天文", "input": "", "output": "星空"}], ensure_ascii=False).encode("gbk"))
+    (sources / "data.json").write_bytes(
+        json.dumps([{"instruction": "天文", "input": "", "output": "星空"}], ensure_ascii=False).encode("gbk")
+    )
     with pytest.raises(sd.SourceFileError, match=r"data\.json: not UTF-8"):
         sd.build(recipe, out=out, workers=2)
     assert digests(out) == before
@@ -168,13 +176,19 @@ def test_a_bad_file_fails_with_one_error_naming_it_and_keeps_the_previous_corpus
 def test_record_level_problems_are_quarantined_with_their_location(tmp_path: Path) -> None:
     sources = tmp_path / "src"
     good = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(40)]
-    write_jsonl(sources / "data.json", [*good[:10], '{"instruction": "broken",', {"instruction": 3, "output": "x"}, *good[10:]])
+    write_jsonl(
+        sources / "data.json", [*good[:10], '{"instruction": "broken",', {"instruction": 3, "output": "x"}, *good[10:]]
+    )
     with (sources / "data.json").open("ab") as handle:
         handle.write(b'{"instruction": "bad \xff byte", "input": "", "output": "x"}\n')
     recipe = alpaca_recipe(tmp_path, sources=str(sources), extra="[quality]\nmax_quarantine_ratio = 0.1")
     corpus = sd.build(recipe, out=tmp_path / "corpus", workers=1)
     rows = corpus.quarantine.select("file", "location", "rule").rows()
-    assert rows == [("data.json", "line 11", "malformed_json"), ("data.json", "line 12", "wrong_type"), ("data.json", "line 43", "invalid_utf8")]
+    assert rows == [
+        ("data.json", "line 11", "malformed_json"),
+        ("data.json", "line 12", "wrong_type"),
+        ("data.json", "line 43", "invalid_utf8"),
+    ]
     assert corpus.manifest["sources"]["general"]["counts"]["read"] == 43
 
 

@@ -16,7 +16,9 @@ DEFAULT_RECIPE = str(ROOT / "corpus" / "default.toml")
 
 
 def test_build_writes_the_corpus_and_prints_the_counts(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["build", DEFAULT_RECIPE, "--out", str(tmp_path / "c"), "--workers", "1", "--seed", "5"])
+    result = runner.invoke(
+        app, ["build", DEFAULT_RECIPE, "--out", str(tmp_path / "c"), "--workers", "1", "--seed", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert "astro_qa_zh" in result.output and "quarantine" in result.output
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
@@ -33,7 +35,10 @@ def test_check_reads_everything_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_check_reports_every_bad_file_and_the_quarantine_ratio(tmp_path: Path) -> None:
-    write_json(tmp_path / "data.json", [{"instruction": "q", "input": "", "output": ""}, {"instruction": "q", "input": "", "output": "a"}])
+    write_json(
+        tmp_path / "data.json",
+        [{"instruction": "q", "input": "", "output": ""}, {"instruction": "q", "input": "", "output": "a"}],
+    )
     result = runner.invoke(app, ["check", str(alpaca_recipe(tmp_path))])
     assert result.exit_code == 2
     assert "over limit" in result.output and "invalid_output 1" in result.output

@@ -72,7 +72,9 @@ def test_content_hash_is_16_bytes_and_stable() -> None:
         (("q", "", "a"), ("q", "a", "")),
     ],
 )
-def test_content_hash_differs_when_text_moves_between_fields(left: tuple[str, str, str], right: tuple[str, str, str]) -> None:
+def test_content_hash_differs_when_text_moves_between_fields(
+    left: tuple[str, str, str], right: tuple[str, str, str]
+) -> None:
     assert "".join(left) == "".join(right)
     assert content_hash(*left) != content_hash(*right)
 

@@ -43,7 +43,12 @@ def test_shipped_recipes_are_valid(name: str) -> None:
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     recipe = load_recipe(write_recipe(tmp_path / "r.toml", MINIMAL))
-    assert (recipe.seed, recipe.validation_fraction, recipe.max_quarantine_ratio, recipe.exact_dedup) == (0, 0.02, 0.05, True)
+    assert (recipe.seed, recipe.validation_fraction, recipe.max_quarantine_ratio, recipe.exact_dedup) == (
+        0,
+        0.02,
+        0.05,
+        True,
+    )
     assert recipe.sources_dir == tmp_path
     assert recipe.sources[0].paths == ("data.json",) and recipe.sources[0].opencc == "none"
     overridden = load_recipe(tmp_path / "r.toml", sources_dir="/elsewhere", seed=9)
@@ -52,7 +57,7 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
-    message = recipe_error(tmp_path, MINIMAL + 'shard_size = 3\n'.replace("shard_size", "colour"))
+    message = recipe_error(tmp_path, MINIMAL + "shard_size = 3\n".replace("shard_size", "colour"))
     assert "sources[0] (source 'general')" in message and "colour" in message
 
 
@@ -81,13 +86,13 @@ def test_generic_adapter_needs_a_column_mapping(tmp_path: Path) -> None:
 
 
 def test_duplicate_source_names(tmp_path: Path) -> None:
-    body = MINIMAL + MINIMAL.split("[corpus]\nname = \"t\"\n", 1)[1]
+    body = MINIMAL + MINIMAL.split('[corpus]\nname = "t"\n', 1)[1]
     assert "duplicate source name 'general'" in recipe_error(tmp_path, body)
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     assert "invalid TOML" in recipe_error(tmp_path, "[corpus\nname = 1")
-    with pytest.raises(RecipeError, match="nope.toml: file not found"):
+    with pytest.raises(RecipeError, match=r"nope\.toml: file not found"):
         load_recipe(tmp_path / "nope.toml")
 
 

@@ -76,7 +76,9 @@ def test_en_demo_yields_999_items_412_with_input_verbatim(shared_sources: Path) 
 
     assert len(items) == 999
     assert sum(1 for i in items if i.input) == 412
-    assert [(i.instruction, i.input, i.output) for i in items] == [(r["instruction"], r["input"], r["output"]) for r in raw]
+    assert [(i.instruction, i.input, i.output) for i in items] == [
+        (r["instruction"], r["input"], r["output"]) for r in raw
+    ]
 
 
 # --- crafted input -----------------------------------------------------------------------------

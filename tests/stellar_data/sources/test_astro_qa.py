@@ -144,7 +144,9 @@ def test_zh_subjective_105_prompt_mismatch(astro: Loader) -> None:
     assert [e.rule for e in entries if isinstance(e, Rejection)] == ["prompt_mismatch"]
 
 
-@pytest.mark.parametrize(("kind", "lang", "ids"), [(FOUR, "ZH", {77, 508}), (FIVE, "ZH", {202, 247}), (FIVE, "EN", {202})])
+@pytest.mark.parametrize(
+    ("kind", "lang", "ids"), [(FOUR, "ZH", {77, 508}), (FIVE, "ZH", {202, 247}), (FIVE, "EN", {202})]
+)
 def test_options_stored_as_date_serials_are_quarantined_from_the_reviewed_list(
     shared_sources: Path, kind: str, lang: str, ids: set[int]
 ) -> None:
@@ -177,7 +179,9 @@ def test_genuine_numbers_in_the_serial_range_stay_items(astro: Loader) -> None:
 def test_zh_subjective_formulas_read_as_cached_prompts(astro: Loader, shared_sources: Path) -> None:
     path = shared_sources / "Astro-QA/data/ZH/subjective question_ZH.xlsx"
     sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
-    formulas = {row[0] for row in sheet.iter_rows(min_row=2, max_col=5, values_only=True) if str(row[4]).startswith("=")}
+    formulas = {
+        row[0] for row in sheet.iter_rows(min_row=2, max_col=5, values_only=True) if str(row[4]).startswith("=")
+    }
     assert formulas == set(range(106, 184))  # the premise: these Prompt cells are formulas
 
     items = by_id(astro(SUBJECTIVE, "ZH"))

@@ -80,7 +80,9 @@ def test_jsonl_line_with_an_invalid_byte_is_rejected_and_the_rest_is_read(tmp_pa
 
 
 def test_json_array_record_with_an_invalid_byte_is_rejected_and_the_rest_is_read(tmp_path: Path) -> None:
-    text = json.dumps([*RECORDS[:1], {"instruction": "银河@系", "input": "", "output": "坏"}, *RECORDS[1:]], ensure_ascii=False)
+    text = json.dumps(
+        [*RECORDS[:1], {"instruction": "银河@系", "input": "", "output": "坏"}, *RECORDS[1:]], ensure_ascii=False
+    )
     path = put(tmp_path / "zh.json", text.encode().replace(b"@", b"\xff"))
 
     entries = alpaca(path, tmp_path)
@@ -118,7 +120,8 @@ def test_missing_file_is_a_file_error(tmp_path: Path) -> None:
 
 def test_json_array_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     path = put(
-        tmp_path / "broken.json", b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c", "output": "d",}\n]\n'
+        tmp_path / "broken.json",
+        b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c", "output": "d",}\n]\n',
     )
 
     with pytest.raises(SourceFileError, match=r"^broken\.json: invalid JSON at line 3 column \d+"):
@@ -151,7 +154,10 @@ def test_one_object_per_line_is_json_lines(tmp_path: Path) -> None:
 def test_blank_lines_are_skipped_and_locations_count_physical_lines(tmp_path: Path) -> None:
     path = put(tmp_path / "gaps.jsonl", b'{"a": 1}\n\n  \n{"a": 2}\r\n')
 
-    assert [(location, value) for _, location, value in items(path, tmp_path)] == [("line 1", {"a": 1}), ("line 4", {"a": 2})]
+    assert [(location, value) for _, location, value in items(path, tmp_path)] == [
+        ("line 1", {"a": 1}),
+        ("line 4", {"a": 2}),
+    ]
 
 
 def test_non_object_items_are_rejected_as_not_an_object(tmp_path: Path) -> None:
@@ -163,7 +169,10 @@ def test_non_object_items_are_rejected_as_not_an_object(tmp_path: Path) -> None:
         json.dumps(RECORDS[1], ensure_ascii=False),
     ]
     jsonl = put(tmp_path / "mixed.jsonl", ("\n".join(lines) + "\n").encode())
-    array = put(tmp_path / "mixed.json", json.dumps([RECORDS[0], "just a string", None, RECORDS[1]], ensure_ascii=False).encode())
+    array = put(
+        tmp_path / "mixed.json",
+        json.dumps([RECORDS[0], "just a string", None, RECORDS[1]], ensure_ascii=False).encode(),
+    )
 
     from_lines = alpaca(jsonl, tmp_path)
     from_array = alpaca(array, tmp_path)

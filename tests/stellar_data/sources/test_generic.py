@@ -85,7 +85,9 @@ def test_csv_with_bom_reads_the_first_header_name(tmp_path: Path) -> None:
 def test_csv_in_gbk_is_a_file_error(tmp_path: Path) -> None:
     path = tmp_path / "qa.csv"
     path.write_bytes(
-        "Question,Answer\n天空为什么是蓝色的,瑞利散射\n星星为什么闪烁,大气湍流\n月亮为什么有相位,日地月位置变化\n".encode("gbk")
+        "Question,Answer\n天空为什么是蓝色的,瑞利散射\n星星为什么闪烁,大气湍流\n月亮为什么有相位,日地月位置变化\n".encode(
+            "gbk"
+        )
     )
 
     with pytest.raises(SourceFileError, match=r"qa\.csv: not UTF-8"):
@@ -123,7 +125,12 @@ def test_jsonl_with_mapping_and_missing_field(tmp_path: Path) -> None:
     good, bad = read(path, tmp_path, {"columns": {"instruction": "prompt", "output": "response", "id": "id"}})
 
     assert good == RawItem(
-        row=0, location="line 1", instruction="Define parallax.", input="", output="Apparent shift of a star.", original_id="7"
+        row=0,
+        location="line 1",
+        instruction="Define parallax.",
+        input="",
+        output="Apparent shift of a star.",
+        original_id="7",
     )
     assert isinstance(bad, Rejection)
     assert (bad.rule, bad.location) == ("missing_field", "line 2")
@@ -162,7 +169,9 @@ def test_parquet_with_mapping(tmp_path: Path) -> None:
     entries = read(path, tmp_path, {"columns": {**QA, "id": "uid"}})
 
     assert entries == [
-        RawItem(row=0, location="row 0", instruction="什么是黑洞？", input="", output="引力极强的天体。", original_id="1"),
+        RawItem(
+            row=0, location="row 0", instruction="什么是黑洞？", input="", output="引力极强的天体。", original_id="1"
+        ),
         RawItem(
             row=1,
             location="row 1",

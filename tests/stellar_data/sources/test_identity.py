@@ -130,7 +130,9 @@ def test_custom_placeholder_syntax(tmp_path: Path) -> None:
     )
 
     (item,) = read(
-        path, tmp_path, {"placeholders": {"name": "<NAME>", "author": "[AUTHOR]"}, "names": {"zh": {"author": "某实验室"}}}
+        path,
+        tmp_path,
+        {"placeholders": {"name": "<NAME>", "author": "[AUTHOR]"}, "names": {"zh": {"author": "某实验室"}}},
     )
 
     assert item.instruction == "介绍一下星语者"
@@ -140,7 +142,10 @@ def test_custom_placeholder_syntax(tmp_path: Path) -> None:
 def test_non_string_field_is_rejected_as_wrong_type(tmp_path: Path) -> None:
     path = write_json(
         tmp_path / "identity.json",
-        [{"instruction": "hi", "input": "", "output": ["I am {{name}}"]}, {"instruction": "hi", "output": "I am {{name}}."}],
+        [
+            {"instruction": "hi", "input": "", "output": ["I am {{name}}"]},
+            {"instruction": "hi", "output": "I am {{name}}."},
+        ],
     )
 
     bad, good = read(path, tmp_path)

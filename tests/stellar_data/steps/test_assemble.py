@@ -26,12 +26,36 @@ def item(row: int, instruction: object = "q", input_: object = "", output: objec
 def test_raw_items_become_records_with_row_ids() -> None:
     frame, quarantine, stats = assemble([item(0, "Q0", "I0", "O0"), item(1, "Q1", "", "O1")], spec(), FILE)
     assert frame.to_dicts() == [
-        {"id": "general:0", "instruction": "Q0", "input": "I0", "output": "O0", "category": "general",
-         "source": "general", "lang": "en", "group": "general:0", "source_file": "sub/data.json",
-         "source_row": 0, "template_id": None, "original_id": None, "copy_index": 0},
-        {"id": "general:1", "instruction": "Q1", "input": "", "output": "O1", "category": "general",
-         "source": "general", "lang": "en", "group": "general:1", "source_file": "sub/data.json",
-         "source_row": 1, "template_id": None, "original_id": None, "copy_index": 0},
+        {
+            "id": "general:0",
+            "instruction": "Q0",
+            "input": "I0",
+            "output": "O0",
+            "category": "general",
+            "source": "general",
+            "lang": "en",
+            "group": "general:0",
+            "source_file": "sub/data.json",
+            "source_row": 0,
+            "template_id": None,
+            "original_id": None,
+            "copy_index": 0,
+        },
+        {
+            "id": "general:1",
+            "instruction": "Q1",
+            "input": "",
+            "output": "O1",
+            "category": "general",
+            "source": "general",
+            "lang": "en",
+            "group": "general:1",
+            "source_file": "sub/data.json",
+            "source_row": 1,
+            "template_id": None,
+            "original_id": None,
+            "copy_index": 0,
+        },
     ]
     assert quarantine.height == 0
     assert (stats.step, stats.source, stats.total, stats.kept, dict(stats.dropped)) == ("read", "general", 2, 2, {})
@@ -82,8 +106,11 @@ def test_lang_comes_from_spec() -> None:
 
 
 def test_lang_auto_is_detected_per_record() -> None:
-    entries = [item(0, "Explain black holes", "", "A black hole is ..."), item(1, "Translate", "黑洞", "black hole"),
-               item(2, "请解释黑洞", "", "黑洞是……")]
+    entries = [
+        item(0, "Explain black holes", "", "A black hole is ..."),
+        item(1, "Translate", "黑洞", "black hole"),
+        item(2, "请解释黑洞", "", "黑洞是……"),
+    ]
     frame, _, _ = assemble(entries, spec(lang="auto"), FILE)
     assert frame["lang"].to_list() == ["en", "zh", "zh"]
 
@@ -138,10 +165,31 @@ def test_rejections_pass_into_quarantine_with_location_rule_and_flag() -> None:
     ]
     frame, quarantine, stats = assemble(entries, spec(), FILE)
     assert frame["id"].to_list() == ["general:0", "general:4"]
-    assert quarantine.select("source", "file", "location", "row", "rule", "message", "deliberate", "id", "raw").rows() == [
-        ("general", "sub/data.json", "row 3 (ID 41)", 1, "empty_option", "option(s) D empty", False, None, '{"D": null}'),
-        ("general", "sub/data.json", "row 4 (ID 7)", 2, "no_answer_key", "matching questions have no answer key", True, None,
-         None),
+    assert quarantine.select(
+        "source", "file", "location", "row", "rule", "message", "deliberate", "id", "raw"
+    ).rows() == [
+        (
+            "general",
+            "sub/data.json",
+            "row 3 (ID 41)",
+            1,
+            "empty_option",
+            "option(s) D empty",
+            False,
+            None,
+            '{"D": null}',
+        ),
+        (
+            "general",
+            "sub/data.json",
+            "row 4 (ID 7)",
+            2,
+            "no_answer_key",
+            "matching questions have no answer key",
+            True,
+            None,
+            None,
+        ),
         ("general", "sub/data.json", "line 9", None, "bad_json", "line is not JSON", False, None, None),
     ]
     assert stats.total == 5

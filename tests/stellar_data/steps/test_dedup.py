@@ -10,17 +10,25 @@ from stellar_data.hashing import content_hash
 from stellar_data.steps.dedup import RANK_COLUMNS, exact_dedup
 
 THIN_SCHEMA = {
-    "id": pl.String, "source": pl.String, "_hash": pl.Binary,
-    "_rank": pl.Int64, "_source_order": pl.Int64, "_file_index": pl.Int64, "source_row": pl.Int64,
+    "id": pl.String,
+    "source": pl.String,
+    "_hash": pl.Binary,
+    "_rank": pl.Int64,
+    "_source_order": pl.Int64,
+    "_file_index": pl.Int64,
+    "source_row": pl.Int64,
 }
 
 
 def thin(*rows: tuple[str, str, tuple[str, str, str], int, int, int, int]) -> pl.DataFrame:
     """rows: (id, source, triple, _rank, _source_order, _file_index, source_row)."""
     return pl.DataFrame(
-        [(rid, source, content_hash(*triple), rank, order, file_index, row)
-         for rid, source, triple, rank, order, file_index, row in rows],
-        schema=THIN_SCHEMA, orient="row",
+        [
+            (rid, source, content_hash(*triple), rank, order, file_index, row)
+            for rid, source, triple, rank, order, file_index, row in rows
+        ],
+        schema=THIN_SCHEMA,
+        orient="row",
     )
 
 
@@ -98,14 +106,20 @@ def test_different_text_split_across_fields_is_not_a_duplicate() -> None:
 
 def test_each_duplicate_points_to_the_kept_record_of_its_own_content() -> None:
     frame = thin(
-        ("s:0", "s", A, 0, 0, 0, 0), ("s:1", "s", B, 0, 0, 0, 1), ("s:2", "s", A, 0, 0, 0, 2),
-        ("t:0", "t", B, 1, 1, 0, 0), ("t:1", "t", C, 1, 1, 0, 1), ("t:2", "t", C, 1, 1, 0, 2),
+        ("s:0", "s", A, 0, 0, 0, 0),
+        ("s:1", "s", B, 0, 0, 0, 1),
+        ("s:2", "s", A, 0, 0, 0, 2),
+        ("t:0", "t", B, 1, 1, 0, 0),
+        ("t:1", "t", C, 1, 1, 0, 1),
+        ("t:2", "t", C, 1, 1, 0, 2),
     )
     kept, duplicates, _ = exact_dedup(frame)
     assert sorted(kept["id"].to_list()) == ["s:0", "s:1", "t:1"]
     assert sorted(duplicates.select("id", "kept_id").rows()) == [("s:2", "s:0"), ("t:0", "s:1"), ("t:2", "t:1")]
     # every kept_id is a kept record with the same hash
-    joined = duplicates.join(kept.select(pl.col("id").alias("kept_id"), pl.col("_hash").alias("kept_hash")), on="kept_id")
+    joined = duplicates.join(
+        kept.select(pl.col("id").alias("kept_id"), pl.col("_hash").alias("kept_hash")), on="kept_id"
+    )
     assert joined.height == duplicates.height
     assert (joined["_hash"] == joined["kept_hash"]).all()
 

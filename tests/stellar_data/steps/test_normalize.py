@@ -25,9 +25,19 @@ FORBIDDEN = re.compile("[\u2002\u00a0\u3000\u2061\ufeff\ue000-\uf8ff]")
 
 def record(i: int, instruction: str = "q", input_: str = "", output: str = "a") -> dict:
     return {
-        "id": f"s:{i}", "instruction": instruction, "input": input_, "output": output, "category": "general",
-        "source": "s", "lang": "zh", "group": f"s:{i}", "source_file": "f.json", "source_row": i,
-        "template_id": None, "original_id": None, "copy_index": 0,
+        "id": f"s:{i}",
+        "instruction": instruction,
+        "input": input_,
+        "output": output,
+        "category": "general",
+        "source": "s",
+        "lang": "zh",
+        "group": f"s:{i}",
+        "source_file": "f.json",
+        "source_row": i,
+        "template_id": None,
+        "original_id": None,
+        "copy_index": 0,
     }
 
 
@@ -44,6 +54,7 @@ def one(text: str, config: NormalizeConfig = NONE, field: str = "output") -> str
 
 
 # --- whitespace -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("space", ["\u2002", "\u00a0", "\u3000"])
 def test_odd_space_inside_becomes_plain_space(space: str) -> None:
@@ -70,6 +81,7 @@ def test_embedded_newlines_are_kept() -> None:
 
 # --- removed characters -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("char", ["\ue6ea", "\ue006", "\ue00b"])
 def test_private_use_characters_are_removed(char: str) -> None:
     assert one(f"赤{char}道") == "赤道"
@@ -86,6 +98,7 @@ def test_control_characters_are_removed_but_tab_and_newline_kept() -> None:
 
 # --- NFC ----------------------------------------------------------------------------------------
 
+
 def test_nfc_composes_combining_marks() -> None:
     assert one("e\u0301toile") == "\u00e9toile"
     assert one("Ångstro\u0308m") == "Ångström"
@@ -96,6 +109,7 @@ def test_nfc_keeps_already_composed_text() -> None:
 
 
 # --- OpenCC -------------------------------------------------------------------------------------
+
 
 def test_t2s_converts_traditional_to_simplified() -> None:
     assert one("請解釋什麼是黑洞", T2S, "instruction") == "请解释什么是黑洞"
@@ -147,6 +161,7 @@ def test_t2s_on_empty_frame() -> None:
 
 # --- ChineseConverter batching ------------------------------------------------------------------
 
+
 def test_converter_keeps_length_and_order_across_chunks() -> None:
     texts = [f"{i}號蒭藁型變星" + "黑" * 40 for i in range(100_000)]
     assert sum(len(t) + 1 for t in texts) > _CHUNK_CHARS  # more than one chunk
@@ -173,13 +188,14 @@ def test_converter_keeps_empty_strings() -> None:
 
 # --- stats --------------------------------------------------------------------------------------
 
+
 def test_stats_count_changed_records() -> None:
     frame = frame_of(
-        ("q", "", "a"),                 # unchanged
-        ("q\u3000", "", "a"),           # changed (padding)
-        ("q", "x\r\ny", "a"),           # changed (CRLF)
-        ("q", "", "答案"),              # unchanged
-        ("q", "", "\ufeffa"),           # changed (BOM)
+        ("q", "", "a"),  # unchanged
+        ("q\u3000", "", "a"),  # changed (padding)
+        ("q", "x\r\ny", "a"),  # changed (CRLF)
+        ("q", "", "答案"),  # unchanged
+        ("q", "", "\ufeffa"),  # changed (BOM)
     )
     out, stats = normalize(frame, NONE, "s")
     assert stats.notes["changed"] == 3
@@ -208,14 +224,27 @@ def test_non_text_columns_are_untouched() -> None:
 
 # --- real data ----------------------------------------------------------------------------------
 
+
 def test_real_astro_qa_zh_4opt_has_no_odd_characters_after_ingest(shared_sources: Path) -> None:
     path = shared_sources / "Astro-QA" / "data" / "ZH" / "single-select multi choice(4)_ZH.xlsx"
     file = SourceFile(path, path.relative_to(shared_sources).as_posix())
-    spec = SourceSpec(name="astro_qa_zh", adapter="astro_qa", paths=(file.relative,), category="astronomy",
-                      lang="zh", order=0, opencc="t2s")
+    spec = SourceSpec(
+        name="astro_qa_zh",
+        adapter="astro_qa",
+        paths=(file.relative,),
+        category="astronomy",
+        lang="zh",
+        order=0,
+        opencc="t2s",
+    )
 
     # Precondition: the raw items really hold the characters (otherwise the test proves nothing).
-    raw = [t for e in ADAPTERS["astro_qa"](file, {}, "zh") if isinstance(e, RawItem) for t in (e.instruction, e.input, e.output)]
+    raw = [
+        t
+        for e in ADAPTERS["astro_qa"](file, {}, "zh")
+        if isinstance(e, RawItem)
+        for t in (e.instruction, e.input, e.output)
+    ]
     raw_found = {ch for t in raw for ch in FORBIDDEN.findall(t)}
     assert {"\u2002", "\u00a0", "\u3000", "\u2061", "\ufeff"} <= raw_found
     assert any("\ue000" <= ch <= "\uf8ff" for ch in raw_found)
@@ -234,3 +263,22 @@ def test_real_astro_qa_zh_4opt_has_no_odd_characters_after_ingest(shared_sources
         texts = result.records[name].to_list()
         assert all(t == t.strip() for t in texts), name
         assert not any("\r" in t for t in texts), name
+
+
+def test_nfc_fast_path_equals_full_normalization_on_random_unicode() -> None:
+    import random
+
+    from stellar_data.steps.normalize import nfc
+
+    rng = random.Random(7)
+    pools = [
+        range(0x20, 0x250),
+        range(0x300, 0x370),
+        range(0x1100, 0x11FF),
+        range(0xAC00, 0xAC40),
+        range(0xF900, 0xFA10),
+        range(0x4E00, 0x4E40),
+    ]
+    texts = ["".join(chr(rng.choice(rng.choice(pools))) for _ in range(rng.randint(0, 12))) for _ in range(5000)]
+    series = pl.Series(texts, dtype=pl.String)
+    assert nfc(series).to_list() == series.str.normalize("NFC").to_list()

@@ -21,8 +21,9 @@ def thin(rows: list[tuple[str, str, str]], seed: int = SEED) -> pl.DataFrame:
 
 
 def explicit(rows: list[tuple[str, str, str, float]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"id": pl.String, "source": pl.String, "group": pl.String, "_split_u": pl.Float64},
-                        orient="row")
+    return pl.DataFrame(
+        rows, schema={"id": pl.String, "source": pl.String, "group": pl.String, "_split_u": pl.Float64}, orient="row"
+    )
 
 
 def split_of(assigned: pl.DataFrame) -> dict[str, str]:
@@ -30,7 +31,9 @@ def split_of(assigned: pl.DataFrame) -> dict[str, str]:
 
 
 def test_u_below_fraction_goes_to_validation() -> None:
-    frame = explicit([("s:0", "s", "g0", 0.05), ("s:1", "s", "g1", 0.1), ("s:2", "s", "g2", 0.5), ("s:3", "s", "g3", 0.0999)])
+    frame = explicit(
+        [("s:0", "s", "g0", 0.05), ("s:1", "s", "g1", 0.1), ("s:2", "s", "g2", 0.5), ("s:3", "s", "g3", 0.0999)]
+    )
     assigned, stats = assign_splits(frame, {"s": 0.1})
     assert split_of(assigned) == {"s:0": "validation", "s:1": "train", "s:2": "train", "s:3": "validation"}
     assert (stats["s"].total, stats["s"].kept, dict(stats["s"].notes)) == (4, 4, {"validation": 2, "train": 2})
@@ -67,14 +70,23 @@ def test_variants_of_one_group_share_a_split() -> None:
 
 def test_group_spanning_sources_with_different_fractions_never_straddles() -> None:
     # zh and en records of an item share a group; zh asks for 0.5, en for 0.05: the smaller wins.
-    frame = explicit([
-        ("zh:1", "zh", "item1", 0.2), ("en:1", "en", "item1", 0.2),    # 0.2 < 0.5 but not < 0.05
-        ("zh:2", "zh", "item2", 0.01), ("en:2", "en", "item2", 0.01),  # below both
-        ("zh:3", "zh", "item3", 0.3),                                  # zh only: its own fraction
-    ])
+    frame = explicit(
+        [
+            ("zh:1", "zh", "item1", 0.2),
+            ("en:1", "en", "item1", 0.2),  # 0.2 < 0.5 but not < 0.05
+            ("zh:2", "zh", "item2", 0.01),
+            ("en:2", "en", "item2", 0.01),  # below both
+            ("zh:3", "zh", "item3", 0.3),  # zh only: its own fraction
+        ]
+    )
     assigned, stats = assign_splits(frame, {"zh": 0.5, "en": 0.05})
-    assert split_of(assigned) == {"zh:1": "train", "en:1": "train", "zh:2": "validation", "en:2": "validation",
-                                  "zh:3": "validation"}
+    assert split_of(assigned) == {
+        "zh:1": "train",
+        "en:1": "train",
+        "zh:2": "validation",
+        "en:2": "validation",
+        "zh:3": "validation",
+    }
     assert dict(stats["zh"].notes) == {"train": 1, "validation": 2}
     assert dict(stats["en"].notes) == {"train": 1, "validation": 1}
 
@@ -96,7 +108,9 @@ def test_assignment_does_not_depend_on_row_order(seed: int) -> None:
     reference, reference_stats = assign_splits(frame, fractions)
     shuffled, shuffled_stats = assign_splits(frame.sample(fraction=1.0, shuffle=True, seed=seed), fractions)
     assert split_of(shuffled) == split_of(reference)
-    assert {s: dict(st.notes) for s, st in shuffled_stats.items()} == {s: dict(st.notes) for s, st in reference_stats.items()}
+    assert {s: dict(st.notes) for s, st in shuffled_stats.items()} == {
+        s: dict(st.notes) for s, st in reference_stats.items()
+    }
 
 
 def test_assignment_does_not_depend_on_batching() -> None:

@@ -24,9 +24,19 @@ SCHEMA = load_schema("record.schema.json")
 
 def record(**changes: Any) -> dict[str, Any]:
     base = {
-        "id": "general:0", "instruction": "Explain black holes.", "input": "", "output": "A black hole is ...",
-        "category": "general", "source": "general", "lang": "en", "group": "general:0", "source_file": "data.json",
-        "source_row": 0, "template_id": None, "original_id": None, "copy_index": 0,
+        "id": "general:0",
+        "instruction": "Explain black holes.",
+        "input": "",
+        "output": "A black hole is ...",
+        "category": "general",
+        "source": "general",
+        "lang": "en",
+        "group": "general:0",
+        "source_file": "data.json",
+        "source_row": 0,
+        "template_id": None,
+        "original_id": None,
+        "copy_index": 0,
     }
     base.update(changes)
     return base
@@ -56,9 +66,22 @@ def rejected_ids(rows: list[dict[str, Any]], schema: dict[str, Any]) -> tuple[se
 
 # --- single-rule spec ---------------------------------------------------------------------------
 
+
 def test_valid_rows_are_kept_unchanged() -> None:
-    rows = [record(), record(id="astro_qa_zh:4opt:442", lang="zh", category="astronomy", source="astro_qa_zh",
-                             group="astro_qa:4opt:442", source_row=441, template_id="t3", original_id="442", copy_index=2)]
+    rows = [
+        record(),
+        record(
+            id="astro_qa_zh:4opt:442",
+            lang="zh",
+            category="astronomy",
+            source="astro_qa_zh",
+            group="astro_qa:4opt:442",
+            source_row=441,
+            template_id="t3",
+            original_id="442",
+            copy_index=2,
+        ),
+    ]
     valid, failures, stats = run(rows)
     assert failures == []
     assert valid.equals(frame_of(rows))
@@ -84,7 +107,11 @@ def test_valid_rows_are_kept_unchanged() -> None:
     ],
 )
 def test_invalid_row_is_rejected_with_rule_and_message_naming_the_field(changes: dict, rule: str, field: str) -> None:
-    rows = [record(id="general:0", source_row=0), record(id="general:1", source_row=1), record(id="general:2", source_row=2)]
+    rows = [
+        record(id="general:0", source_row=0),
+        record(id="general:1", source_row=1),
+        record(id="general:2", source_row=2),
+    ]
     rows[1].update(changes)
     valid, failures, stats = run(rows)
     assert valid["id"].to_list() == ["general:0", "general:2"]
@@ -146,9 +173,26 @@ def test_invalid_schema_is_refused() -> None:
 # (valid values, invalid values) per field; some "invalid-looking" values are valid per jsonschema and
 # the other way round: the comparison with jsonschema decides.
 POOLS: dict[str, tuple[list[Any], list[Any]]] = {
-    "id": (["s:1", "astro_qa_zh:4opt:442", "S_1:x:y", "s:\u00e9", "s:a-b", "s:" + "x" * 298],
-           ["s: 1", "s:", "", ":x", "s", "s::x", "s:a\tb", "s-1:x", "s:a\u3000b", "s:a\u00a0b", "s:a\nb",
-            "s:a\n", "s:" + "x" * 299, "\u00e9:x", None]),
+    "id": (
+        ["s:1", "astro_qa_zh:4opt:442", "S_1:x:y", "s:\u00e9", "s:a-b", "s:" + "x" * 298],
+        [
+            "s: 1",
+            "s:",
+            "",
+            ":x",
+            "s",
+            "s::x",
+            "s:a\tb",
+            "s-1:x",
+            "s:a\u3000b",
+            "s:a\u00a0b",
+            "s:a\nb",
+            "s:a\n",
+            "s:" + "x" * 299,
+            "\u00e9:x",
+            None,
+        ],
+    ),
     "instruction": (["q", "问题", "x" * 20, " "], ["", "x" * 21, None]),
     "input": (["", "x", "y" * 20], ["y" * 21, None]),
     "output": (["a", "z" * 20, "答"], ["", "z" * 21, None]),
@@ -214,6 +258,7 @@ def test_prefilter_agrees_on_whitespace_in_ids(char: str) -> None:
 
 
 # --- fallback for keywords the compiler does not know -------------------------------------------
+
 
 def test_const_keyword_is_validated_through_the_fallback() -> None:
     schema = copy.deepcopy(SCHEMA)
