@@ -43,6 +43,7 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
 
 SPLITS = ("train", "validation")
+STEPS = ("read", "normalize", "validate", "dedup", "split")
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,20 @@ def build(
     return Corpus(out)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What the write phase produced, for the manifest."""
+
+    stats: dict[tuple[str, str], StepStats]
+    """Per (step, source), every step: read, normalize, validate, dedup, split."""
+    rejected: pl.DataFrame
+    """Quarantine rows before dedup (the per-source quarantined / excluded counts)."""
+    quarantine: pl.DataFrame
+    """Everything written to quarantine.parquet (rejected + duplicates)."""
+    final: pl.DataFrame
+    splits: dict[str, dict[str, Any]]
+
+
 def _assemble_outputs(
     recipe: Recipe,
     plan: BuildPlan,
@@ -264,10 +279,9 @@ def _assemble_outputs(
 ) -> dict[str, Any]:
     clock = time.perf_counter()
     stats = merged_stats(results)
-    quarantine = (
-        pl.concat([r.quarantine for r in results]) if results else pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
-    )
-    check_quarantine_limits(recipe, stats, quarantine)
+    empty_quarantine = pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    rejected = pl.concat([r.quarantine for r in results]) if results else empty_quarantine
+    check_quarantine_limits(recipe, stats, rejected)
 
     paths = [r.records_path for r in results if r.records_path is not None]
     records = pl.concat([pl.read_ipc(p) for p in paths]) if paths else _empty_records()
@@ -277,18 +291,10 @@ def _assemble_outputs(
             f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
         )
     thin = records.select("id", "source", "group", "source_file", "_hash", "_split_u", *RANK_COLUMNS)
-    if recipe.exact_dedup:
-        kept, duplicates, dedup_stats = exact_dedup(thin)
-    else:
-        kept, duplicates, dedup_stats = (
-            thin,
-            thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")),
-            {},
-        )
-        for source, n in thin.group_by("source").len().iter_rows():
-            dedup_stats[source] = StepStats("dedup", source, n, n)
-    fractions = {s.name: recipe.validation_fraction_of(s) for s in recipe.sources}
-    assigned, split_stats = assign_splits(kept, fractions)
+    kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
+    assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
+    for step_stats in (*dedup_stats.values(), *split_stats.values()):
+        stats[(step_stats.step, step_stats.source)] = step_stats
     timings["dedup_split"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -297,25 +303,23 @@ def _assemble_outputs(
     final = records.join(assigned.select("id", "split"), on="id", how="inner")
     written: list[Path] = []
     record_counts: dict[Path, int] = {}
-    split_info: dict[str, dict[str, Any]] = {}
+    splits: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
         part = final.filter(pl.col("split") == split).sort("_order", "id").select(RECORD_FIELDS)
         shards = write_shards(part, RECORD_SCHEMA, staging / "data", split, recipe.shard_records)
         for shard_index, path in enumerate(shards):
             record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
         written += shards
-        split_info[split] = {"records": part.height, "shards": [p.relative_to(staging).as_posix() for p in shards]}
+        splits[split] = {"records": part.height, "shards": [p.relative_to(staging).as_posix() for p in shards]}
         if split == "train" and recipe.train_json:
             write_train_json(part, staging / "train.json")
             written.append(staging / "train.json")
-    full_quarantine = pl.concat([quarantine, _duplicate_quarantine(duplicates)]) if duplicates.height else quarantine
-    write_quarantine(full_quarantine, staging / QUARANTINE_NAME)
+    quarantine = pl.concat([rejected, _duplicate_quarantine(duplicates)]) if duplicates.height else rejected
+    write_quarantine(quarantine, staging / QUARANTINE_NAME)
     written.append(staging / QUARANTINE_NAME)
-    record_counts[staging / QUARANTINE_NAME] = full_quarantine.height
+    record_counts[staging / QUARANTINE_NAME] = quarantine.height
 
-    manifest = _manifest(
-        recipe, plan, results, stats, dedup_stats, split_stats, quarantine, full_quarantine, final, split_info
-    )
+    manifest = _manifest(recipe, plan, results, _Written(stats, rejected, quarantine, final, splits))
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
     manifest["files"] = file_entries(staging, written, record_counts)
@@ -325,31 +329,13 @@ def _assemble_outputs(
     return manifest
 
 
-def _manifest(
-    recipe: Recipe,
-    plan: BuildPlan,
-    results: list[IngestResult],
-    stats: dict[tuple[str, str], StepStats],
-    dedup_stats: dict[str, StepStats],
-    split_stats: dict[str, StepStats],
-    quarantine: pl.DataFrame,
-    full_quarantine: pl.DataFrame,
-    final: pl.DataFrame,
-    split_info: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    skipped = plan.skipped
+def _manifest(recipe: Recipe, plan: BuildPlan, results: list[IngestResult], out: _Written) -> dict[str, Any]:
     sources: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
     for spec in recipe.sources:
-        read = stats.get(("read", spec.name), StepStats("read", spec.name))
-        validate = stats.get(("validate", spec.name), StepStats("validate", spec.name))
-        dedup = dedup_stats.get(spec.name, StepStats("dedup", spec.name))
-        split = split_stats.get(spec.name, StepStats("split", spec.name))
-        for step in ("read", "normalize", "validate"):
-            if (step, spec.name) in stats:
-                steps.append(stats[(step, spec.name)].as_dict())
-        if spec.name not in skipped:
-            steps += [dedup.as_dict(), split.as_dict()]
+        chain = {step: out.stats.get((step, spec.name), StepStats(step, spec.name)) for step in STEPS}
+        if spec.name not in plan.skipped:
+            steps += [chain[step].as_dict() for step in STEPS]
         sources[spec.name] = {
             "adapter": spec.adapter,
             "category": spec.category,
@@ -357,20 +343,21 @@ def _manifest(
             "opencc": spec.opencc,
             "license": spec.license,
             "url": spec.url,
-            "status": "missing_optional" if spec.name in skipped else "ok",
+            "status": "missing_optional" if spec.name in plan.skipped else "ok",
             "files": {r.file: {"sha256": r.sha256, "bytes": r.bytes} for r in results if r.source == spec.name},
             "counts": {
-                "read": read.total,
-                "quarantined": rejection_counts(quarantine, spec.name, deliberate=False),
-                "excluded": rejection_counts(quarantine, spec.name, deliberate=True),
-                "valid": validate.kept,
-                "duplicates": dedup.dropped.get("duplicate", 0),
-                "kept": dedup.kept,
-                "train": split.notes.get("train", 0),
-                "validation": split.notes.get("validation", 0),
+                "read": chain["read"].total,
+                "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
+                "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
+                "valid": chain["validate"].kept,
+                "duplicates": chain["dedup"].dropped.get("duplicate", 0),
+                "kept": chain["dedup"].kept,
+                "train": chain["split"].notes.get("train", 0),
+                "validation": chain["split"].notes.get("validation", 0),
             },
         }
     categories: dict[str, dict[str, int]] = {}
+    final = out.final
     for category, split, n in final.group_by("category", "split").len().sort("category", "split").iter_rows():
         categories.setdefault(category, {})[split] = n
     return {
@@ -382,12 +369,12 @@ def _manifest(
         "versions": _versions(),
         "sources": sources,
         "steps": steps,
-        "splits": split_info,
+        "splits": out.splits,
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),
         "quarantine": {
-            "records": full_quarantine.height,
-            "by_rule": dict(sorted(full_quarantine.group_by("rule").len().iter_rows())),
+            "records": out.quarantine.height,
+            "by_rule": dict(sorted(out.quarantine.group_by("rule").len().iter_rows())),
         },
         "files": {},
         "warnings": list(plan.skipped.values()),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+import polars as pl
+
 from .build import Progress, default_workers, merged_stats, plan_build, rejection_counts
 from .errors import SourceFileError, StellarDataError
 from .ingest import IngestResult, IngestTask, ingest
@@ -83,8 +85,6 @@ def check(
     results = [o for o in outcomes if isinstance(o, IngestResult)]
     errors += [o for o in outcomes if isinstance(o, str)]
     stats = merged_stats(results)
-    import polars as pl
-
     quarantine = pl.concat([r.quarantine for r in results]) if results else None
     reports = []
     for spec in recipe.sources:

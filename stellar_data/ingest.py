@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from .hashing import content_hash, seeded_u64, seeded_unit
 from .recipe import SourceSpec
@@ -85,8 +86,6 @@ def _validation_quarantine(
         }
         for record, rule, message in failures
     ]
-    import pyarrow as pa
-
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
 
 

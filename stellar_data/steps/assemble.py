@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from ..recipe import SourceSpec
 from ..record import QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
@@ -113,7 +114,5 @@ def assemble(
     return frame, quarantine, stats
 
 
-def _table(columns: dict[str, list[Any]], schema: Any) -> Any:
-    import pyarrow as pa
-
+def _table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)

@@ -15,8 +15,14 @@ from .base import StepStats
 RANK_COLUMNS = ("_rank", "_source_order", "_file_index", "source_row")
 
 
-def exact_dedup(thin: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats]]:
+def exact_dedup(thin: pl.DataFrame, *, enabled: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats]]:
     """thin: id, source, _hash and RANK_COLUMNS. Returns (kept, duplicates with `kept_id`, stats per source)."""
+    if not enabled:  # `[dedup] exact = false`: everything kept, the step still reports its counts
+        return (
+            thin,
+            thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")),
+            per_source_stats("dedup", thin, thin.clear(), "duplicate"),
+        )
     ranked = thin.sort(list(RANK_COLUMNS)).with_columns(pl.col("id").first().over("_hash").alias("kept_id"))
     is_first = pl.col("id") == pl.col("kept_id")
     kept = ranked.filter(is_first).drop("kept_id")
