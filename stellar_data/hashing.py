@@ -6,7 +6,8 @@ across versions), so decisions never depend on process, batch or shard boundarie
 
 from __future__ import annotations
 
-from hashlib import blake2b
+from hashlib import blake2b, sha256
+from pathlib import Path
 
 _UNIT = float(2**64)
 
@@ -24,3 +25,11 @@ def seeded_unit(seed: int, purpose: str, key: str) -> float:
 def content_hash(instruction: str, input_: str, output: str) -> bytes:
     """16-byte digest of a normalized triple; the exact-dedup key."""
     return blake2b(f"{instruction}\x1f{input_}\x1f{output}".encode(), digest_size=16).digest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

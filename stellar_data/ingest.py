@@ -4,7 +4,6 @@ in worker processes (OpenCC holds the GIL: two cores need two processes)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from .hashing import content_hash, seeded_u64, seeded_unit
+from .hashing import content_hash, file_sha256, seeded_u64, seeded_unit
 from .recipe import SourceSpec
 from .record import QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
 from .resources import load_schema
@@ -46,14 +45,6 @@ class IngestResult:
     quarantine: pl.DataFrame
     records: pl.DataFrame | None
     records_path: Path | None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import excerpt, expect_object, iter_json_items
+from .files import iter_json_items, json_objects, missing_fields
 
 # Some Chinese Alpaca translations carry the English field labels over into the text.
 _INPUT_PREFIX = re.compile(r"^\s*输入\s*[：:]\s*")
@@ -26,18 +26,13 @@ def strip_io_prefix(text: Any, pattern: re.Pattern[str]) -> Any:
 
 def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
     config = AlpacaOptions(**options)
-    for entry in iter_json_items(file):
+    for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry
             continue
-        row, location, value = entry
-        record = expect_object(row, location, value)
-        if isinstance(record, Rejection):
-            yield record
-            continue
-        missing = [k for k in ("instruction", "output") if k not in record]
-        if missing:
-            yield Rejection(row, location, "missing_field", f"missing field(s): {', '.join(missing)}", excerpt(record))
+        row, location, record = entry
+        if problem := missing_fields(row, location, record, ("instruction", "output")):
+            yield problem
             continue
         input_, output = record.get("input", ""), record["output"]
         if config.strip_io_prefixes:

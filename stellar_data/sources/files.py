@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import SourceFileError
@@ -153,9 +153,24 @@ def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
         raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
 
 
-def expect_object(row: int, location: str, value: Any) -> dict[str, Any] | Rejection:
-    if isinstance(value, dict):
-        return value
-    return Rejection(
-        row, location, "not_an_object", f"expected a JSON object, got {type(value).__name__}", excerpt(value)
-    )
+def json_objects(
+    items: Iterable[tuple[int, str, Any] | Rejection],
+) -> Iterator[tuple[int, str, dict[str, Any]] | Rejection]:
+    """Rejections pass through; an item that is not an object becomes a `not_an_object` rejection."""
+    for entry in items:
+        if isinstance(entry, Rejection):
+            yield entry
+            continue
+        row, location, value = entry
+        if isinstance(value, dict):
+            yield row, location, value
+        else:
+            kind = type(value).__name__
+            yield Rejection(row, location, "not_an_object", f"expected a JSON object, got {kind}", excerpt(value))
+
+
+def missing_fields(row: int, location: str, record: dict[str, Any], names: Iterable[str]) -> Rejection | None:
+    missing = [name for name in names if name not in record]
+    if not missing:
+        return None
+    return Rejection(row, location, "missing_field", f"missing field(s): {', '.join(missing)}", excerpt(record))

@@ -22,10 +22,11 @@ from .files import (
     check_encoding,
     decode_text,
     excerpt,
-    expect_object,
     has_invalid_utf8,
     invalid_utf8_rejection,
     iter_json_items,
+    json_objects,
+    missing_fields,
     read_bytes,
 )
 
@@ -104,18 +105,13 @@ def _parquet_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[i
 def read_generic(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
     config = GenericOptions(**options)
     mapping = config.columns
-    for entry in _rows(file, config.format_of(file), mapping):
+    for entry in json_objects(_rows(file, config.format_of(file), mapping)):
         if isinstance(entry, Rejection):
             yield entry
             continue
-        row, location, value = entry
-        record = expect_object(row, location, value)
-        if isinstance(record, Rejection):
-            yield record
-            continue
-        missing = [mapping[k] for k in ("instruction", "output") if mapping[k] not in record]
-        if missing:
-            yield Rejection(row, location, "missing_field", f"missing field(s): {', '.join(missing)}", excerpt(record))
+        row, location, record = entry
+        if problem := missing_fields(row, location, record, (mapping["instruction"], mapping["output"])):
+            yield problem
             continue
         original_id = record.get(mapping["id"]) if "id" in mapping else None
         yield RawItem(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import excerpt, expect_object, iter_json_items
+from .files import excerpt, iter_json_items, json_objects
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _FINAL = re.compile(r"\n?####\s*(.*?)\s*$", re.S)
@@ -38,15 +38,11 @@ def format_solution(answer: str, config: Gsm8kOptions) -> str | None:
 
 def read_gsm8k(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
     config = Gsm8kOptions(**options)
-    for entry in iter_json_items(file):
+    for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry
             continue
-        row, location, value = entry
-        record = expect_object(row, location, value)
-        if isinstance(record, Rejection):
-            yield record
-            continue
+        row, location, record = entry
         question, answer = record.get("question"), record.get("answer")
         if not isinstance(question, str) or not isinstance(answer, str):
             yield Rejection(row, location, "wrong_type", "question and answer must be strings", excerpt(record))

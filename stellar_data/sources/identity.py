@@ -9,7 +9,7 @@ from typing import Any
 
 from ..text import detect_lang, is_cjk
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import excerpt, expect_object, iter_json_items
+from .files import excerpt, iter_json_items, json_objects
 
 DEFAULT_NAMES = {
     "zh": {"name": "星语者", "author": "星语调校局"},
@@ -51,15 +51,11 @@ def fill_placeholders(text: str, values: dict[str, str]) -> str:
 
 def read_identity(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
     config = IdentityOptions(**options)
-    for entry in iter_json_items(file):
+    for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry
             continue
-        row, location, value = entry
-        record = expect_object(row, location, value)
-        if isinstance(record, Rejection):
-            yield record
-            continue
+        row, location, record = entry
         fields = [record.get("instruction"), record.get("input", ""), record.get("output")]
         if not all(isinstance(f, str) for f in fields):
             yield Rejection(

@@ -7,31 +7,23 @@ and package versions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from ..hashing import file_sha256
 from ..resources import load_schema
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_entries(root: Path, paths: list[Path], records: dict[Path, int]) -> dict[str, dict[str, Any]]:
     return {
         p.relative_to(root).as_posix(): {
-            "sha256": sha256_file(p),
+            "sha256": file_sha256(p),
             "bytes": p.stat().st_size,
             **({"records": records[p]} if p in records else {}),
         }
