@@ -25,15 +25,20 @@ from typing import Any
 import polars as pl
 
 from .corpus import Corpus
-from .errors import CorpusDirError, QuarantineLimitError, SourceFileError
+from .errors import CorpusDirError, QuarantineLimitError, RecipeError, SourceFileError
 from .ingest import IngestResult, IngestTask, ingest
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_FIELDS, RECORD_SCHEMA
 from .sources import SourceFile
 from .steps.base import StepStats
 from .steps.dedup import RANK_COLUMNS, exact_dedup
+from .steps.expand import expand, load_templates
+from .steps.holdout import hold_out
 from .steps.split import assign_splits
+from .steps.validate import RecordValidator
+from .resources import load_schema
 from .writers.card import render_card
+from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entries, write_manifest
 from .writers.parquet import write_shards
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
@@ -43,7 +48,7 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
 
 SPLITS = ("train", "validation")
-STEPS = ("read", "normalize", "validate", "dedup", "split")
+STEPS = ("read", "normalize", "validate", "dedup", "holdout", "split", "expand")
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,11 @@ def plan_build(recipe: Recipe) -> BuildPlan:
         absent: list[str] = []
         for pattern in spec.paths:
             if any(ch in pattern for ch in "*?["):
-                found = sorted(p for p in root.glob(pattern) if p.is_file())
+                found = sorted(p for p in root.glob(pattern) if p.exists())
                 matches += found
                 if not found:
                     absent.append(pattern)
-            elif (root / pattern).is_file():
+            elif (root / pattern).exists():  # a file, or a folder for adapters that read one
                 matches.append(root / pattern)
             else:
                 absent.append(pattern)
@@ -266,7 +271,12 @@ class _Written:
     quarantine: pl.DataFrame
     """Everything written to quarantine.parquet (rejected + duplicates)."""
     final: pl.DataFrame
+    """Train and validation records after expansion (with `split` and the `_x_*` fields)."""
+    held: pl.DataFrame
+    """Held-out item records."""
     splits: dict[str, dict[str, Any]]
+    tables: dict[str, dict[str, Any]]
+    """Tables outside data/ (astro_qa_heldout), with their records and files."""
 
 
 def _assemble_outputs(
@@ -284,23 +294,27 @@ def _assemble_outputs(
     check_quarantine_limits(recipe, stats, rejected)
 
     paths = [r.records_path for r in results if r.records_path is not None]
-    records = pl.concat([pl.read_ipc(p) for p in paths]) if paths else _empty_records()
+    records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
     repeated = records.filter(pl.col("id").is_duplicated())
     if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
         raise AssertionError(
             f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
         )
-    thin = records.select("id", "source", "group", "source_file", "_hash", "_split_u", *RANK_COLUMNS)
+    strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
+    thin = records.select("id", "source", "group", "lang", "source_file", "_hash", "_split_u", *RANK_COLUMNS, *strata)
     kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
+    holdouts = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
+    kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
     assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
-    for step_stats in (*dedup_stats.values(), *split_stats.values()):
+    for step_stats in (*dedup_stats.values(), *holdout_stats.values(), *split_stats.values()):
         stats[(step_stats.step, step_stats.source)] = step_stats
-    timings["dedup_split"] = time.perf_counter() - clock
+    final = records.join(assigned.select("id", "split"), on="id", how="inner")
+    final = _expand(recipe, final, stats)
+    timings["dedup_split_expand"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     if progress:
         progress("write", 0, 1)
-    final = records.join(assigned.select("id", "split"), on="id", how="inner")
     written: list[Path] = []
     record_counts: dict[Path, int] = {}
     splits: dict[str, dict[str, Any]] = {}
@@ -314,12 +328,21 @@ def _assemble_outputs(
         if split == "train" and recipe.train_json:
             write_train_json(part, staging / "train.json")
             written.append(staging / "train.json")
+    tables: dict[str, dict[str, Any]] = {}
+    held_records = records.join(held.select("id"), on="id", how="semi")
+    heldout_path = write_heldout(held_records, staging / HELDOUT_DIR)
+    if heldout_path is not None:
+        written.append(heldout_path)
+        record_counts[heldout_path] = held_records.height
+        tables[HELDOUT_DIR] = {"records": held_records.height, "files": [heldout_path.relative_to(staging).as_posix()]}
     quarantine = pl.concat([rejected, _duplicate_quarantine(duplicates)]) if duplicates.height else rejected
     write_quarantine(quarantine, staging / QUARANTINE_NAME)
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = quarantine.height
 
-    manifest = _manifest(recipe, plan, results, _Written(stats, rejected, quarantine, final, splits))
+    manifest = _manifest(
+        recipe, plan, results, _Written(stats, rejected, quarantine, final, held_records, splits, tables)
+    )
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
     manifest["files"] = file_entries(staging, written, record_counts)
@@ -329,7 +352,30 @@ def _assemble_outputs(
     return manifest
 
 
+def _expand(recipe: Recipe, final: pl.DataFrame, stats: dict[tuple[str, str], StepStats]) -> pl.DataFrame:
+    """Template expansion per source (a pass-through step for sources without templates)."""
+    validator = RecordValidator(load_schema("record.schema.json"))
+    parts = []
+    for spec in recipe.sources:
+        part = final.filter(pl.col("source") == spec.name)
+        if spec.expand is None:
+            step_stats = StepStats("expand", spec.name, part.height, part.height)
+            step_stats.notes["records"] = part.height
+        else:
+            part, step_stats = expand(part, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
+            _, failures, _ = validator(part, spec.name)
+            if failures:  # templates are ours: a variant that fails the schema is a template bug
+                record, rule, message = failures[0]
+                raise RecipeError(
+                    f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
+                )
+        stats[("expand", spec.name)] = step_stats
+        parts.append(part)
+    return pl.concat(parts, how="diagonal_relaxed") if parts else final
+
+
 def _manifest(recipe: Recipe, plan: BuildPlan, results: list[IngestResult], out: _Written) -> dict[str, Any]:
+    records_per_split = {(src, split): n for src, split, n in out.final.group_by("source", "split").len().iter_rows()}
     sources: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
     for spec in recipe.sources:
@@ -344,16 +390,18 @@ def _manifest(recipe: Recipe, plan: BuildPlan, results: list[IngestResult], out:
             "license": spec.license,
             "url": spec.url,
             "status": "missing_optional" if spec.name in plan.skipped else "ok",
-            "files": {r.file: {"sha256": r.sha256, "bytes": r.bytes} for r in results if r.source == spec.name},
+            "files": {name: entry for r in results if r.source == spec.name for name, entry in r.files.items()},
             "counts": {
                 "read": chain["read"].total,
                 "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
                 "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
                 "valid": chain["validate"].kept,
                 "duplicates": chain["dedup"].dropped.get("duplicate", 0),
-                "kept": chain["dedup"].kept,
+                "held_out": chain["holdout"].dropped.get("held_out", 0),
+                "kept": chain["holdout"].kept,
                 "train": chain["split"].notes.get("train", 0),
                 "validation": chain["split"].notes.get("validation", 0),
+                "records": {split: records_per_split.get((spec.name, split), 0) for split in SPLITS},
             },
         }
     categories: dict[str, dict[str, int]] = {}
@@ -370,6 +418,8 @@ def _manifest(recipe: Recipe, plan: BuildPlan, results: list[IngestResult], out:
         "sources": sources,
         "steps": steps,
         "splits": out.splits,
+        "tables": out.tables,
+        "breakdown": _breakdown(out),
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),
         "quarantine": {
@@ -379,3 +429,22 @@ def _manifest(recipe: Recipe, plan: BuildPlan, results: list[IngestResult], out:
         "files": {},
         "warnings": list(plan.skipped.values()),
     }
+
+
+def _breakdown(out: _Written) -> dict[str, Any]:
+    """Per source with structured items: records by split, language, type and subfield; held-out items."""
+    if "_x_type" not in out.final.columns:
+        return {}
+    keys = ["source", "lang", "_x_type", "_x_subfield"]
+
+    def rows(frame: pl.DataFrame, by: list[str]) -> list[dict[str, Any]]:
+        counted = frame.filter(pl.col("_x_type").is_not_null()).group_by(by).len().sort(by)
+        return [{k.removeprefix("_x_"): v for k, v in row.items()} for row in counted.iter_rows(named=True)]
+
+    result: dict[str, Any] = {}
+    for row in rows(out.final, ["split", *keys]):
+        result.setdefault(row.pop("source"), {"records": [], "held_out": []})["records"].append(row)
+    if "_x_type" in out.held.columns:
+        for row in rows(out.held, keys):
+            result.setdefault(row.pop("source"), {"records": [], "held_out": []})["held_out"].append(row)
+    return result

@@ -79,16 +79,25 @@ def build(
     for warning in manifest["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")
-    for column in ("source", "category", "read", "quarantined", "excluded", "duplicates", "train", "validation"):
-        table.add_column(column, justify="left" if column in ("source", "category") else "right")
+    columns = (
+        "read",
+        "quarantined",
+        "excluded",
+        "duplicates",
+        "held_out",
+        "train",
+        "validation",
+        "train_records",
+        "validation_records",
+    )
+    table.add_column("source")
+    table.add_column("category")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
     for row in corpus.stats().iter_rows(named=True):
-        table.add_row(
-            row["source"],
-            row["category"],
-            *(str(row[c]) for c in ("read", "quarantined", "excluded", "duplicates", "train", "validation")),
-        )
+        table.add_row(row["source"], row["category"], *(str(row[c]) for c in columns))
     console.print(table)
-    splits = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
+    splits = ", ".join(f"{name} {info['records']}" for name, info in (manifest["splits"] | manifest["tables"]).items())
     seconds = manifest["volatile"]["timings_s"]["total"]
     console.print(
         f"records: {splits}; quarantine {manifest['quarantine']['records']} (see quarantine.parquet); {seconds:.1f} s",

@@ -18,7 +18,7 @@ class Corpus:
     """What `build` returns and `load` opens.
 
     `.frame` is a lazy polars frame over the train shards (`.frame_of("validation")` for the
-    other split), `.table` the train split as Arrow, `.stats()` one row of counts per source,
+    other split, `.table_of("astro_qa_heldout")` for the held-out benchmark), `.table` the train split as Arrow, `.stats()` one row of counts per source,
     `.quarantine` every rejected item with its reason, `.manifest` the full manifest.
     """
 
@@ -52,6 +52,13 @@ class Corpus:
     def frame(self) -> pl.LazyFrame:
         return self.frame_of("train")
 
+    def table_of(self, name: str) -> pl.LazyFrame:
+        """A table outside data/ with its own schema, e.g. `astro_qa_heldout` (the held-out benchmark)."""
+        tables = self.manifest.get("tables", {})
+        if name not in tables:
+            raise KeyError(f"no table {name!r} in {self.path} (tables: {', '.join(tables) or 'none'})")
+        return pl.scan_parquet([str(self.path / f) for f in tables[name]["files"]])
+
     @cached_property
     def table(self) -> pa.Table:
         from .record import RECORD_SCHEMA
@@ -64,7 +71,8 @@ class Corpus:
         return pl.read_parquet(self.path / "quarantine.parquet")
 
     def stats(self) -> pl.DataFrame:
-        """One row per source: read, quarantined, excluded, valid, duplicates, kept, train, validation."""
+        """One row per source: items read, quarantined, excluded, valid, duplicates, held out, kept, in
+        train and validation; and records per split after template expansion."""
         rows = []
         for name, source in self.manifest["sources"].items():
             c = source["counts"]
@@ -78,9 +86,12 @@ class Corpus:
                     "excluded": sum(c["excluded"].values()),
                     "valid": c["valid"],
                     "duplicates": c["duplicates"],
+                    "held_out": c["held_out"],
                     "kept": c["kept"],
                     "train": c["train"],
                     "validation": c["validation"],
+                    "train_records": c["records"]["train"],
+                    "validation_records": c["records"]["validation"],
                 }
             )
         return pl.DataFrame(rows)

@@ -39,12 +39,23 @@ class IngestTask:
 class IngestResult:
     source: str
     file: str
-    sha256: str
-    bytes: int
+    files: dict[str, dict[str, Any]]
+    """Every file read, relative path -> {sha256, bytes} (a folder source lists each file in it)."""
     stats: list[StepStats]
     quarantine: pl.DataFrame
     records: pl.DataFrame | None
     records_path: Path | None
+
+
+def files_read(file: SourceFile) -> dict[str, dict[str, Any]]:
+    paths = sorted(p for p in file.path.rglob("*") if p.is_file()) if file.path.is_dir() else [file.path]
+    return {
+        (file.relative if p == file.path else f"{file.relative}/{p.relative_to(file.path).as_posix()}"): {
+            "sha256": file_sha256(p),
+            "bytes": p.stat().st_size,
+        }
+        for p in paths
+    }
 
 
 def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
@@ -94,8 +105,7 @@ def ingest(task: IngestTask) -> IngestResult:
     return IngestResult(
         source=spec.name,
         file=file.relative,
-        sha256=file_sha256(file.path),
-        bytes=file.path.stat().st_size,
+        files=files_read(file),
         stats=[read_stats, normalize_stats, validate_stats],
         quarantine=quarantine,
         records=None if task.records_path is not None else frame,

@@ -12,6 +12,8 @@ import jsonschema
 
 from .errors import RecipeError
 from .resources import load_schema
+from .steps.expand import ExpandConfig
+from .steps.holdout import HoldoutConfig
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class SourceSpec:
     max_quarantine_ratio: float | None = None
     validation_fraction: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    holdout: HoldoutConfig | None = None
+    expand: ExpandConfig | None = None
 
     @property
     def dedup_rank(self) -> int:
@@ -125,6 +129,44 @@ def _read_protected_terms(recipe_path: Path, relative: str | None) -> tuple[str,
     return tuple(sorted({t for t in terms if t}, key=lambda t: (-len(t), t)))
 
 
+# Adapters whose items carry the structured fields hold-out and template expansion work on.
+_STRUCTURED_ADAPTERS = {"astro_qa"}
+
+
+def _step_configs(
+    recipe_path: Path, source: dict[str, Any], where: str
+) -> tuple[HoldoutConfig | None, ExpandConfig | None]:
+    wanted = [key for key in ("holdout", "templates") if key in source]
+    if wanted and source["adapter"] not in _STRUCTURED_ADAPTERS:
+        raise RecipeError(f"recipe {recipe_path}: {where}.{wanted[0]}: needs structured items (adapter astro_qa)")
+    holdout = None
+    if "holdout" in source:
+        spec = source["holdout"]
+        holdout = HoldoutConfig(spec.get("fraction", 0.1), tuple(spec.get("stratify", ("type", "subfield"))))
+    expand = None
+    if "templates" in source:
+        path = (recipe_path.parent / source["templates"]["file"]).resolve()
+        if not path.is_file():
+            raise RecipeError(f"recipe {recipe_path}: {where}.templates.file: file not found: {path}")
+        expand = ExpandConfig(path, dict(source["templates"]["variants"]))
+    return holdout, expand
+
+
+# Adapter options that name files: resolved against the recipe's folder when the recipe is loaded.
+_PATH_OPTIONS = {"astro_qa": ("date_cells",)}
+
+
+def _resolve_options(recipe_path: Path, adapter: str, options: dict[str, Any], where: str) -> dict[str, Any]:
+    resolved = dict(options)
+    for key in _PATH_OPTIONS.get(adapter, ()):
+        if key in resolved:
+            path = (recipe_path.parent / resolved[key]).resolve()
+            if not path.is_file():
+                raise RecipeError(f"recipe {recipe_path}: {where}.options.{key}: file not found: {path}")
+            resolved[key] = str(path)
+    return resolved
+
+
 def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed: int | None = None) -> Recipe:
     """Read and validate a recipe. `sources_dir` and `seed` override the recipe's own values."""
     recipe_path = Path(path)
@@ -147,6 +189,9 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         resolved_sources = Path(sources_dir)
     else:
         resolved_sources = recipe_path.parent / corpus.get("sources_dir", ".")
+    step_configs = [
+        _step_configs(recipe_path, s, f"sources[{i}] (source {s['name']!r})") for i, s in enumerate(document["sources"])
+    ]
     sources = tuple(
         SourceSpec(
             name=s["name"],
@@ -162,7 +207,11 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
             priority=s.get("priority"),
             max_quarantine_ratio=s.get("max_quarantine_ratio"),
             validation_fraction=s.get("validation_fraction"),
-            options=dict(s.get("options", {})),
+            options=_resolve_options(
+                recipe_path, s["adapter"], s.get("options", {}), f"sources[{index}] (source {s['name']!r})"
+            ),
+            holdout=step_configs[index][0],
+            expand=step_configs[index][1],
         )
         for index, s in enumerate(document["sources"])
     )

@@ -29,6 +29,12 @@ class RawItem:
     original_id: str | None = None
     lang: str | None = None
     """Set by adapters that know the language better than the recipe (e.g. identity names)."""
+    file: str | None = None
+    """Path relative to the sources directory, for adapters that read a folder; default: the task's file."""
+    extra: dict[str, str] | None = None
+    """Structured fields (e.g. an Astro-QA item's question, options, answer) for the steps that need
+    them (hold-out, template expansion). Carried as `_x_<name>` columns, normalized like the triple,
+    never written to the record shards."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Rejection:
     rule: str
     message: str
     raw: str | None = None
+    file: str | None = None
     deliberate: bool = False
     """True for intended exclusions (e.g. items without an answer key): counted apart, not toward
     the quarantine limit."""
@@ -49,7 +56,7 @@ Entry = RawItem | Rejection
 @dataclass(frozen=True)
 class SourceFile:
     path: Path
-    """Absolute path on disk."""
+    """Path on disk: a file, or a folder for adapters that read one (Astro-QA)."""
     relative: str
     """Path relative to the sources directory, as written in lineage and quarantine."""
 

@@ -31,6 +31,9 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
     }
 
 
+EXTRA_PREFIX = "_x_"
+"""Columns holding an adapter's structured fields (RawItem.extra), beside the record columns."""
+
 _RECORD_FRAME_SCHEMA = pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
 
 
@@ -64,12 +67,13 @@ def assemble(
     stats = StepStats("read", spec.name)
     prefix = id_prefix(spec, file)
     columns: dict[str, list[Any]] = {name: [] for name in RECORD_SCHEMA.names}
+    extra: dict[str, list[str | None]] = {}
     rejected: list[dict[str, Any]] = []
     for entry in entries:
         stats.total += 1
         if isinstance(entry, Rejection):
             stats.dropped[entry.rule] += 1
-            rejected.append(quarantine_row(spec.name, file.relative, entry))
+            rejected.append(quarantine_row(spec.name, entry.file or file.relative, entry))
             continue
         record_id = f"{spec.name}:{entry.key}" if entry.key is not None else f"{prefix}{entry.row}"
         problem = _type_problem(entry)
@@ -79,7 +83,7 @@ def assemble(
             rejected.append(
                 quarantine_row(
                     spec.name,
-                    file.relative,
+                    entry.file or file.relative,
                     Rejection(entry.row, entry.location, "wrong_type", problem, excerpt(raw)),
                     record_id,
                 )
@@ -99,7 +103,7 @@ def assemble(
             "source": spec.name,
             "lang": lang,
             "group": entry.group or record_id,
-            "source_file": file.relative,
+            "source_file": entry.file or file.relative,
             "source_row": entry.row,
             "template_id": None,
             "original_id": entry.original_id,
@@ -107,7 +111,16 @@ def assemble(
         }
         for name, value in values.items():
             columns[name].append(value)
+        for name, value in (entry.extra or {}).items():
+            extra.setdefault(EXTRA_PREFIX + name, [None] * (stats.kept - 1)).append(value)
+        for name, values_so_far in extra.items():  # an adapter that omits a field for one item
+            if len(values_so_far) < stats.kept:
+                values_so_far.append(None)
     frame = pl.DataFrame(columns, schema=_RECORD_FRAME_SCHEMA)
+    if extra:
+        frame = frame.with_columns(
+            pl.Series(name, values, dtype=pl.String).fill_null("") for name, values in sorted(extra.items())
+        )
     quarantine = pl.from_arrow(
         _table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA)
     )

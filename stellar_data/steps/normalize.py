@@ -17,6 +17,7 @@ import opencc
 import polars as pl
 
 from ..record import TEXT_FIELDS
+from .assemble import EXTRA_PREFIX
 from .base import StepStats
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
@@ -121,15 +122,17 @@ class ChineseConverter:
 
 
 def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tuple[pl.DataFrame, StepStats]:
+    """Normalize the triple and any structured text fields (`_x_*` columns) the same way."""
     stats = StepStats("normalize", source, total=frame.height, kept=frame.height)
-    cleaned = frame.with_columns(clean_expr(c) for c in TEXT_FIELDS)
-    cleaned = cleaned.with_columns(nfc(cleaned[c]) for c in TEXT_FIELDS)
+    columns = [*TEXT_FIELDS, *(c for c in frame.columns if c.startswith(EXTRA_PREFIX))]
+    cleaned = frame.with_columns(clean_expr(c) for c in columns)
+    cleaned = cleaned.with_columns(nfc(cleaned[c]) for c in columns)
     if config.opencc != "none" and frame.height:
         converter = ChineseConverter(config.opencc, config.protected_terms)
-        converted = converter.convert([t for c in TEXT_FIELDS for t in cleaned[c].to_list()])
+        converted = converter.convert([t for c in columns for t in cleaned[c].to_list()])
         n = frame.height
         cleaned = cleaned.with_columns(
-            pl.Series(c, converted[i * n : (i + 1) * n], dtype=pl.String) for i, c in enumerate(TEXT_FIELDS)
+            pl.Series(c, converted[i * n : (i + 1) * n], dtype=pl.String) for i, c in enumerate(columns)
         )
     differs = pl.DataFrame([frame[c] != cleaned[c] for c in TEXT_FIELDS]).select(pl.any_horizontal(pl.all()))
     stats.notes["changed"] = int(differs.to_series().sum())

@@ -16,6 +16,13 @@ def render_card(manifest: dict[str, Any]) -> str:
     for split in ("train", "validation"):
         if splits.get(split, {}).get("records"):
             lines += [f"  - split: {split}", f"    path: {_yaml_str(f'data/{split}-*.parquet')}"]
+    for name, table in manifest["tables"].items():
+        lines += [
+            f"- config_name: {name}",
+            "  data_files:",
+            "  - split: test",
+            f"    path: {_yaml_str(f'{name}/test-*.parquet')}",
+        ]
     lines += ["- config_name: quarantine", "  data_files:", "  - split: quarantine", '    path: "quarantine.parquet"']
     languages = sorted(
         {s["lang"] for s in manifest["sources"].values() if s["lang"] != "auto"} | set(manifest["languages"])
@@ -34,6 +41,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         _row("split", "records"),
         _row("---", "---"),
         *(_row(split, info["records"]) for split, info in splits.items()),
+        *(_row(f"{name} (test, own config)", info["records"]) for name, info in manifest["tables"].items()),
         "",
         _row(*_SOURCE_COLUMNS),
         _row(*["---"] * len(_SOURCE_COLUMNS)),
@@ -81,6 +89,9 @@ def _source_row(name: str, source: dict[str, Any]) -> str:
         sum(c["quarantined"].values()),
         sum(c["excluded"].values()),
         c["duplicates"],
+        c["held_out"],
         c["train"],
         c["validation"],
+        c["records"]["train"],
+        c["records"]["validation"],
     )

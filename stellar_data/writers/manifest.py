@@ -39,14 +39,16 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
         rejected = sum(c["quarantined"].values()) + sum(c["excluded"].values())
         if c["read"] != c["valid"] + rejected:
             problems.append(f"{name}: read {c['read']} != valid {c['valid']} + rejected {rejected}")
-        if c["valid"] != c["kept"] + c["duplicates"]:
-            problems.append(f"{name}: valid {c['valid']} != kept {c['kept']} + duplicates {c['duplicates']}")
+        if c["valid"] != c["kept"] + c["duplicates"] + c["held_out"]:
+            problems.append(
+                f"{name}: valid {c['valid']} != kept {c['kept']} + duplicates {c['duplicates']} + held out {c['held_out']}"
+            )
         if c["kept"] != c["train"] + c["validation"]:
             problems.append(f"{name}: kept {c['kept']} != train {c['train']} + validation {c['validation']}")
-    kept = sum(s["counts"]["kept"] for s in manifest["sources"].values())
-    written = sum(split["records"] for split in manifest["splits"].values())
-    if kept != written:
-        problems.append(f"records written {written} != records kept {kept}")
+    for split, info in manifest["splits"].items():
+        expected = sum(s["counts"]["records"][split] for s in manifest["sources"].values())
+        if info["records"] != expected:
+            problems.append(f"{split}: {info['records']} records written, sources account for {expected}")
     return problems
 
 

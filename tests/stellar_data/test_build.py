@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import json
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from tests.conftest import ROOT
 from tests.helpers import alpaca_recipe, write_json, write_jsonl, write_recipe
 
 DEFAULT_RECIPE = ROOT / "corpus" / "default.toml"
-REAL_RECIPE = ROOT / "corpus" / "stellarspeak.toml"
 
 
 def digests(directory: Path) -> dict[str, str]:
@@ -51,6 +51,7 @@ def test_writes_the_documented_layout(default_corpus: sd.Corpus) -> None:
         "train.json",
         "data/train-00000-of-00001.parquet",
         "data/validation-00000-of-00001.parquet",
+        "astro_qa_heldout/test-00000-of-00001.parquet",
     }
     leftovers = [p.name for p in default_corpus.path.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
@@ -96,13 +97,14 @@ def test_counts_reconcile_per_source_and_per_step(default_corpus: sd.Corpus) -> 
         assert step["total"] == step["kept"] + drops, step
     for name in manifest["sources"]:
         chain = [s for s in manifest["steps"] if s["source"] == name]
-        assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "split"]
+        assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "holdout", "split", "expand"]
         for before, after in itertools.pairwise(chain):
             assert before["kept"] == after["total"], (name, before, after)
+        assert chain[-1]["records"] == sum(manifest["sources"][name]["counts"]["records"].values())
     quarantined = default_corpus.quarantine
     assert quarantined.height == manifest["quarantine"]["records"]
     written = sum(s["records"] for s in manifest["splits"].values())
-    assert written == sum(s["counts"]["kept"] for s in manifest["sources"].values())
+    assert written == sum(sum(s["counts"]["records"].values()) for s in manifest["sources"].values())
 
 
 def test_manifest_records_checksums_of_every_data_file(default_corpus: sd.Corpus) -> None:
@@ -118,23 +120,45 @@ def test_two_builds_are_byte_identical(default_corpus: sd.Corpus, tmp_path: Path
     assert stable_manifest(again.path) == stable_manifest(default_corpus.path)
 
 
-def test_another_seed_changes_the_split_but_not_the_records(default_corpus: sd.Corpus, tmp_path: Path) -> None:
+def item_ids(corpus: sd.Corpus) -> list[str]:
+    """Every item in train, validation and the held-out table (template variants folded to their item)."""
+    records = pl.concat([corpus.frame.collect(), corpus.frame_of("validation").collect()])
+    heldout = corpus.table_of("astro_qa_heldout").collect()
+    return sorted({re.sub(r":t\d+$", "", i) for i in records["id"]} | set(heldout["id"]))
+
+
+def test_another_seed_changes_the_split_but_not_the_items(default_corpus: sd.Corpus, tmp_path: Path) -> None:
     other = sd.build(DEFAULT_RECIPE, out=tmp_path / "other", seed=7, workers=1)
-    both = pl.concat([default_corpus.frame.collect(), default_corpus.frame_of("validation").collect()])
-    other_both = pl.concat([other.frame.collect(), other.frame_of("validation").collect()])
-    assert sorted(both["id"]) == sorted(other_both["id"])
+    assert item_ids(other) == item_ids(default_corpus)
     assert other.frame.collect()["id"].to_list() != default_corpus.frame.collect()["id"].to_list()
+    assert (
+        other.table_of("astro_qa_heldout").collect()["id"].to_list()
+        != default_corpus.table_of("astro_qa_heldout").collect()["id"].to_list()
+    )
 
 
 def test_sample_quirks_are_handled(default_corpus: sd.Corpus) -> None:
     records = pl.concat([default_corpus.frame.collect(), default_corpus.frame_of("validation").collect()])
-    text = "\n".join(records["instruction"].to_list() + records["input"].to_list() + records["output"].to_list())
+    heldout = default_corpus.table_of("astro_qa_heldout").collect()
+    text = "\n".join(
+        records["instruction"].to_list()
+        + records["input"].to_list()
+        + records["output"].to_list()
+        + heldout["question"].to_list()
+    )
     assert "蒭藁" in text and "𫇴" not in text  # protected term survives OpenCC t2s
     assert "請" not in text  # the traditional-character alpaca record was converted
     assert "{{" not in text and "\u3000" not in text and "\u00a0" not in text
     assert "输入：" not in records["input"].str.slice(0, 3).to_list()
     rules = set(default_corpus.quarantine["rule"])
-    assert {"duplicate", "empty_option", "no_answer_key"} <= rules
+    assert {
+        "duplicate",
+        "empty_option",
+        "empty_option_in_zh",
+        "answer_key_mismatch",
+        "unreviewed_date_cell",
+        "no_answer_key",
+    } <= rules
 
 
 def test_quarantine_over_the_limit_fails_and_keeps_the_previous_corpus(tmp_path: Path) -> None:
@@ -232,22 +256,3 @@ def test_refuses_to_replace_a_directory_that_is_not_a_corpus(tmp_path: Path) -> 
     with pytest.raises(sd.CorpusDirError, match="not a stellar-data corpus"):
         sd.build(DEFAULT_RECIPE, out=out, workers=1)
     assert (out / "notes.txt").read_text() == "keep me"
-
-
-def test_real_stellarspeak_recipe(shared_sources: Path, tmp_path: Path) -> None:
-    corpus = sd.build(REAL_RECIPE, out=tmp_path / "real", sources=shared_sources, workers=2)
-    counts = {name: s["counts"] for name, s in corpus.manifest["sources"].items()}
-    # Item counts from ../shared/sources/README.md.
-    assert counts["astro_qa_zh"]["read"] == counts["astro_qa_en"]["read"] == 1297 + 402 + 157 + 317 + 554 + 355
-    assert counts["astro_qa_zh"]["excluded"] == counts["astro_qa_en"]["excluded"] == {"no_answer_key": 355}
-    assert counts["astro_qa_zh"]["quarantined"] == {"date_serial_cell": 4, "empty_option": 7, "prompt_mismatch": 1}
-    assert counts["astro_qa_en"]["quarantined"]["date_typed_cell"] == 12
-    assert counts["astro_qa_en"]["quarantined"]["date_serial_cell"] == 1
-    assert counts["astro_qa_en"]["quarantined"]["untranslated"] == 2
-    assert counts["gsm8k"]["read"] == 7473
-    assert counts["identity"]["read"] == 91 and counts["identity"]["validation"] == 0
-    assert counts["alpaca_zh"]["read"] == 1000 and counts["alpaca_zh"]["duplicates"] == 8
-    assert counts["alpaca_en"]["read"] == 999 and counts["alpaca_en"]["duplicates"] == 14
-    assert reconcile_errors(corpus.manifest) == []
-    langs = corpus.frame.group_by("source", "lang").len().collect().sort("source", "lang").rows()
-    assert ("identity", "en", 16) in langs and ("identity", "zh", 75) in langs

@@ -36,8 +36,12 @@ def test_stats_has_one_row_per_source_that_reconciles(built: sd.Corpus) -> None:
     assert stats["source"].to_list() == [s.name for s in sd.load_recipe(ROOT / "corpus" / "default.toml").sources]
     for row in stats.iter_rows(named=True):
         assert row["read"] == row["valid"] + row["quarantined"] + row["excluded"]
-        assert row["valid"] == row["kept"] + row["duplicates"]
+        assert row["valid"] == row["kept"] + row["duplicates"] + row["held_out"]
         assert row["kept"] == row["train"] + row["validation"]
+    records = {name: info["records"] for name, info in built.manifest["splits"].items()}
+    assert (
+        stats["train_records"].sum() == records["train"] and stats["validation_records"].sum() == records["validation"]
+    )
 
 
 def test_quarantine_rows_name_source_file_location_rule_and_message(built: sd.Corpus) -> None:
@@ -46,6 +50,14 @@ def test_quarantine_rows_name_source_file_location_rule_and_message(built: sd.Co
     assert quarantine.filter(pl.col("message") == "").height == 0
     empty = quarantine.filter(pl.col("rule") == "empty_option").row(0, named=True)
     assert empty["file"].endswith("single-select multi choice(4)_ZH.xlsx") and "ID 10" in empty["location"]
+
+
+def test_the_heldout_benchmark_is_its_own_table(built: sd.Corpus) -> None:
+    heldout = built.table_of("astro_qa_heldout").collect()
+    assert heldout.height == built.manifest["tables"]["astro_qa_heldout"]["records"] > 0
+    assert {"question", "options", "answer", "type", "subfield", "lang"} <= set(heldout.columns)
+    with pytest.raises(KeyError, match="no table 'nope'"):
+        built.table_of("nope")
 
 
 def test_unknown_split_and_non_corpus_dir(built: sd.Corpus, tmp_path: Path) -> None:
