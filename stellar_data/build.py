@@ -29,6 +29,7 @@ from .errors import CorpusDirError, QuarantineLimitError, RecipeError, SourceFil
 from .ingest import IngestResult, IngestTask, ingest
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_FIELDS, RECORD_SCHEMA
+from .resources import load_schema
 from .sources import SourceFile
 from .steps.base import StepStats
 from .steps.dedup import RANK_COLUMNS, exact_dedup
@@ -36,7 +37,6 @@ from .steps.expand import expand, load_templates
 from .steps.holdout import hold_out
 from .steps.split import assign_splits
 from .steps.validate import RecordValidator
-from .resources import load_schema
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entries, write_manifest

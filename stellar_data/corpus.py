@@ -18,8 +18,9 @@ class Corpus:
     """What `build` returns and `load` opens.
 
     `.frame` is a lazy polars frame over the train shards (`.frame_of("validation")` for the
-    other split, `.table_of("astro_qa_heldout")` for the held-out benchmark), `.table` the train split as Arrow, `.stats()` one row of counts per source,
-    `.quarantine` every rejected item with its reason, `.manifest` the full manifest.
+    other split, `.table_of("astro_qa_heldout")` for the held-out benchmark), `.table` the train
+    split as Arrow, `.stats()` one row of counts per source, `.quarantine` every rejected item with
+    its reason, `.manifest` the full manifest.
     """
 
     def __init__(self, path: str | Path) -> None:

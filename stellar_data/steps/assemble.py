@@ -113,7 +113,7 @@ def assemble(
             columns[name].append(value)
         for name, value in (entry.extra or {}).items():
             extra.setdefault(EXTRA_PREFIX + name, [None] * (stats.kept - 1)).append(value)
-        for name, values_so_far in extra.items():  # an adapter that omits a field for one item
+        for values_so_far in extra.values():  # an adapter that omits a field for one item
             if len(values_so_far) < stats.kept:
                 values_so_far.append(None)
     frame = pl.DataFrame(columns, schema=_RECORD_FRAME_SCHEMA)

@@ -16,7 +16,7 @@ def render_card(manifest: dict[str, Any]) -> str:
     for split in ("train", "validation"):
         if splits.get(split, {}).get("records"):
             lines += [f"  - split: {split}", f"    path: {_yaml_str(f'data/{split}-*.parquet')}"]
-    for name, table in manifest["tables"].items():
+    for name in manifest["tables"]:
         lines += [
             f"- config_name: {name}",
             "  data_files:",

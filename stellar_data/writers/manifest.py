@@ -40,9 +40,8 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
         if c["read"] != c["valid"] + rejected:
             problems.append(f"{name}: read {c['read']} != valid {c['valid']} + rejected {rejected}")
         if c["valid"] != c["kept"] + c["duplicates"] + c["held_out"]:
-            problems.append(
-                f"{name}: valid {c['valid']} != kept {c['kept']} + duplicates {c['duplicates']} + held out {c['held_out']}"
-            )
+            parts = f"kept {c['kept']} + duplicates {c['duplicates']} + held out {c['held_out']}"
+            problems.append(f"{name}: valid {c['valid']} != {parts}")
         if c["kept"] != c["train"] + c["validation"]:
             problems.append(f"{name}: kept {c['kept']} != train {c['train']} + validation {c['validation']}")
     for split, info in manifest["splits"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -12,13 +13,13 @@ import stellar_data as sd
 from stellar_data.sources import SourceFile
 from stellar_data.sources.astro_qa import (
     KIND_BY_NAME,
+    AstroQaOptions,
     _duplicate_key,
     load_date_cells,
     pair_items,
     read_sheet,
     workbook_path,
 )
-from stellar_data.sources.astro_qa import AstroQaOptions
 from stellar_data.writers.manifest import reconcile_errors
 from tests.conftest import ROOT
 
@@ -69,9 +70,7 @@ def test_template_variants_are_varied_and_shuffled(corpus: sd.Corpus) -> None:
     per_item = astro.with_columns(pl.col("id").str.replace(r":t\d+$", "").alias("item")).group_by("item").len()
     assert per_item["len"].max() == 20
     train_ids = corpus.frame.select("id").collect()["id"].to_list()
-    adjacent = sum(
-        1 for a, b in zip(train_ids, train_ids[1:], strict=False) if a.rsplit(":", 1)[0] == b.rsplit(":", 1)[0]
-    )
+    adjacent = sum(1 for a, b in itertools.pairwise(train_ids) if a.rsplit(":", 1)[0] == b.rsplit(":", 1)[0])
     assert adjacent < 0.01 * len(train_ids)  # variants of one item are not next to each other
 
 
