@@ -138,7 +138,7 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
             f"{rule} {n} (excluded)" for rule, n in s.excluded.items()
         ]
         if reasons:
-            console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False)
+            console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False, soft_wrap=True)
     for error in result.errors:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     if not result.ok:
