@@ -6,9 +6,10 @@ corpus.frame.group_by("category").len().collect()
 sd.load("build/corpus").stats()
 """
 
-from .build import build, plan_build
+from .build import build
 from .corpus import Corpus, load
 from .errors import CorpusDirError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
+from .pipeline import plan_build
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
-from .build import Progress, default_workers, merged_stats, plan_build, rejection_counts
 from .errors import SourceFileError, StellarDataError
 from .ingest import IngestResult, IngestTask, ingest
+from .pipeline import Progress, default_workers, merged_stats, plan_build
 from .recipe import Recipe, load_recipe
+from .writers.quarantine import rejection_counts
 
 
 @dataclass

@@ -14,6 +14,7 @@ from .errors import RecipeError
 from .resources import load_schema
 from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
+from .steps.mix import CategoryTarget, MixConfig
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Recipe:
     shard_records: int
     train_json: bool
     sources: tuple[SourceSpec, ...]
+    mix: MixConfig | None = None
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -229,4 +231,15 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         shard_records=document.get("output", {}).get("shard_records", 100_000),
         train_json=document.get("output", {}).get("train_json", True),
         sources=sources,
+        mix=_mix_config(document.get("mix")),
     )
+
+
+def _mix_config(section: dict[str, Any] | None) -> MixConfig | None:
+    if section is None:
+        return None
+    categories = {
+        name: CategoryTarget(t.get("share"), t.get("count"), t.get("max_copies", 1.0), t.get("skip_if_empty", False))
+        for name, t in section["categories"].items()
+    }
+    return MixConfig(categories, section.get("total"), section.get("anchor"))

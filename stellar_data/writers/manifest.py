@@ -8,13 +8,24 @@ and package versions.
 from __future__ import annotations
 
 import json
+import platform
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import polars as pl
 
 from ..hashing import file_sha256
+from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
+from ..steps.base import SPLITS, STEPS, StepStats
+from .quarantine import rejection_counts
+
+if TYPE_CHECKING:
+    from ..ingest import IngestResult
+    from ..pipeline import BuildPlan, Computed
+    from ..recipe import Recipe
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -42,6 +53,11 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
         if c["valid"] != c["kept"] + c["duplicates"] + c["held_out"]:
             parts = f"kept {c['kept']} + duplicates {c['duplicates']} + held out {c['held_out']}"
             problems.append(f"{name}: valid {c['valid']} != {parts}")
+        mix = c["mix"]
+        if c["records"]["train"] != mix["before"] - mix["downsampled"] + mix["copies"]:
+            problems.append(
+                f"{name}: train records {c['records']['train']} != before mix {mix['before']} - downsampled + copies"
+            )
         if c["kept"] != c["train"] + c["validation"]:
             problems.append(f"{name}: kept {c['kept']} != train {c['train']} + validation {c['validation']}")
     for split, info in manifest["splits"].items():
@@ -57,3 +73,149 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     if problems:  # a bug in stellar-data, not in the data: never write a manifest that lies
         raise AssertionError("manifest counts do not reconcile: " + "; ".join(problems))
     path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def duplicate_quarantine(duplicates: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for exact duplicates, naming the record kept."""
+    rows = duplicates.select(
+        "source",
+        pl.col("source_file").alias("file"),
+        pl.format("record {}", pl.col("source_row")).alias("location"),
+        pl.col("source_row").alias("row"),
+        pl.lit("duplicate").alias("rule"),
+        pl.format("same normalized content as {}", pl.col("kept_id")).alias("message"),
+        pl.lit(True).alias("deliberate"),
+        "id",
+        pl.lit(None, dtype=pl.String).alias("raw"),
+    )
+    return pl.from_arrow(rows.to_arrow().cast(QUARANTINE_SCHEMA))
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("stellar-speak", "polars", "pyarrow", "opencc", "jsonschema", "openpyxl"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def build_manifest(
+    recipe: Recipe,
+    plan: BuildPlan,
+    results: list[IngestResult],
+    out: Computed,
+    quarantine: pl.DataFrame,
+    splits: dict[str, dict[str, Any]],
+    tables: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything but `files` and `volatile`, which the build adds once the files are written."""
+    records_per_split = {(src, split): n for src, split, n in out.final.group_by("source", "split").len().iter_rows()}
+    sources: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+    for spec in recipe.sources:
+        chain = {step: out.stats.get((step, spec.name), StepStats(step, spec.name)) for step in STEPS}
+        if spec.name not in plan.skipped:
+            steps += [chain[step].as_dict() for step in STEPS]
+        sources[spec.name] = {
+            "adapter": spec.adapter,
+            "category": spec.category,
+            "lang": spec.lang,
+            "opencc": spec.opencc,
+            "license": spec.license,
+            "url": spec.url,
+            "status": "missing_optional" if spec.name in plan.skipped else "ok",
+            "files": {name: entry for r in results if r.source == spec.name for name, entry in r.files.items()},
+            "counts": {
+                "read": chain["read"].total,
+                "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
+                "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
+                "valid": chain["validate"].kept,
+                "duplicates": chain["dedup"].dropped.get("duplicate", 0),
+                "held_out": chain["holdout"].dropped.get("held_out", 0),
+                "kept": chain["holdout"].kept,
+                "train": chain["split"].notes.get("train", 0),
+                "validation": chain["split"].notes.get("validation", 0),
+                "records": {split: records_per_split.get((spec.name, split), 0) for split in SPLITS},
+                "mix": {
+                    "before": chain["mix"].total,
+                    "downsampled": chain["mix"].dropped.get("downsampled", 0),
+                    "copies": chain["mix"].notes.get("copies", 0),
+                },
+            },
+        }
+    categories: dict[str, dict[str, int]] = {}
+    final = out.final
+    for category, split, n in final.group_by("category", "split").len().sort("category", "split").iter_rows():
+        categories.setdefault(category, {})[split] = n
+    return {
+        "format_version": FORMAT_VERSION,
+        "corpus": recipe.name,
+        "description": recipe.description,
+        "recipe": {"path": recipe.path.as_posix(), "sha256": recipe.sha256},
+        "seed": recipe.seed,
+        "versions": _versions(),
+        "sources": sources,
+        "steps": steps,
+        "splits": splits,
+        "tables": tables,
+        "mix": _mix_section(recipe, out),
+        "breakdown": _breakdown(out),
+        "categories": categories,
+        "languages": sorted(final["lang"].unique().to_list()),
+        "quarantine": {
+            "records": quarantine.height,
+            "by_rule": dict(sorted(quarantine.group_by("rule").len().iter_rows())),
+        },
+        "files": {},
+        "warnings": list(plan.skipped.values()) + list(out.mix.warnings if out.mix else ()),
+    }
+
+
+def _mix_section(recipe: Recipe, out: Computed) -> dict[str, Any] | None:
+    """Per category: available, target and achieved records and shares, the copy-factor distribution."""
+    if out.mix is None or recipe.mix is None:
+        return None
+    total = out.mix.total_achieved
+    categories = {}
+    for plan in out.mix.categories:
+        config = recipe.mix.categories[plan.category]
+        categories[plan.category] = {
+            "available": plan.available,
+            "target": plan.target,
+            "achieved": plan.achieved,
+            "target_share": round(plan.target_share, 6),
+            "achieved_share": round(plan.achieved / total, 6) if total else 0.0,
+            "max_copies": config.max_copies,
+            "capped": plan.capped,
+            "skipped": plan.skipped,
+            "copies": {str(times): n for times, n in out.copy_factors.get(plan.category, {}).items()},
+        }
+    return {
+        "total": recipe.mix.total,
+        "anchor": recipe.mix.anchor,
+        "total_target": out.mix.total_target,
+        "total_achieved": total,
+        "categories": categories,
+        "warnings": list(out.mix.warnings),
+    }
+
+
+def _breakdown(out: Computed) -> dict[str, Any]:
+    """Per source with structured items: records by split, language, type and subfield; held-out items."""
+    if "_x_type" not in out.final.columns:
+        return {}
+    keys = ["source", "lang", "_x_type", "_x_subfield"]
+
+    def rows(frame: pl.DataFrame, by: list[str]) -> list[dict[str, Any]]:
+        counted = frame.filter(pl.col("_x_type").is_not_null()).group_by(by).len().sort(by)
+        return [{k.removeprefix("_x_"): v for k, v in row.items()} for row in counted.iter_rows(named=True)]
+
+    result: dict[str, Any] = {}
+    for row in rows(out.final, ["split", *keys]):
+        result.setdefault(row.pop("source"), {"records": [], "held_out": []})["records"].append(row)
+    if "_x_type" in out.held.columns:
+        for row in rows(out.held, keys):
+            result.setdefault(row.pop("source"), {"records": [], "held_out": []})["held_out"].append(row)
+    return result

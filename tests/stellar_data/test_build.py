@@ -97,10 +97,13 @@ def test_counts_reconcile_per_source_and_per_step(default_corpus: sd.Corpus) -> 
         assert step["total"] == step["kept"] + drops, step
     for name in manifest["sources"]:
         chain = [s for s in manifest["steps"] if s["source"] == name]
-        assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "holdout", "split", "expand"]
-        for before, after in itertools.pairwise(chain):
+        assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "holdout", "split", "expand", "mix"]
+        items, (expand, mix) = chain[:-2], chain[-2:]
+        for before, after in itertools.pairwise(items):
             assert before["kept"] == after["total"], (name, before, after)
-        assert chain[-1]["records"] == sum(manifest["sources"][name]["counts"]["records"].values())
+        records = manifest["sources"][name]["counts"]["records"]
+        assert expand["records"] == mix["total"] + records["validation"]  # only train is mixed
+        assert mix["records"] == records["train"] == mix["kept"] + mix["copies"]
     quarantined = default_corpus.quarantine
     assert quarantined.height == manifest["quarantine"]["records"]
     written = sum(s["records"] for s in manifest["splits"].values())

@@ -1,0 +1,243 @@
+"""The pipeline: plan the files, ingest them in parallel, then the global steps on thin columns.
+
+`compute` runs everything that needs a view of the whole corpus, in DESIGN.md's order: quarantine
+limits, exact dedup, hold-out, train / validation split (all on items), template expansion, and the
+mixture of the train split. It writes nothing: `build` writes its result, `plan` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import polars as pl
+
+from .errors import QuarantineLimitError, RecipeError, SourceFileError
+from .ingest import IngestResult, IngestTask, ingest
+from .recipe import Recipe, SourceSpec
+from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
+from .resources import load_schema
+from .sources import SourceFile
+from .steps.base import StepStats
+from .steps.dedup import RANK_COLUMNS, exact_dedup
+from .steps.expand import expand, load_templates
+from .steps.holdout import hold_out
+from .steps.mix import MixPlan, apply_mix, plan_mix
+from .steps.split import assign_splits
+from .steps.validate import RecordValidator
+from .writers.quarantine import rejection_counts
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    spec: SourceSpec
+    file: SourceFile
+    index: int
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    recipe: Recipe
+    files: tuple[PlannedFile, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Optional sources whose files are absent: name -> warning."""
+
+
+def plan_build(recipe: Recipe) -> BuildPlan:
+    """Resolve every source's paths (globs allowed) against the sources directory."""
+    root = recipe.sources_dir
+    planned: list[PlannedFile] = []
+    skipped: dict[str, str] = {}
+    for spec in recipe.sources:
+        matches: list[Path] = []
+        absent: list[str] = []
+        for pattern in spec.paths:
+            if any(ch in pattern for ch in "*?["):
+                found = sorted(p for p in root.glob(pattern) if p.exists())
+                matches += found
+                if not found:
+                    absent.append(pattern)
+            elif (root / pattern).exists():  # a file, or a folder for adapters that read one
+                matches.append(root / pattern)
+            else:
+                absent.append(pattern)
+        if absent:
+            where = ", ".join(absent)
+            if spec.optional:
+                skipped[spec.name] = f"optional source {spec.name!r} skipped: not found in {root}: {where}"
+                continue
+            raise SourceFileError(f"source {spec.name!r}: file not found in {root}: {where}")
+        for index, path in enumerate(matches):
+            planned.append(PlannedFile(spec, SourceFile(path, path.relative_to(root).as_posix()), index))
+    return BuildPlan(recipe, tuple(planned), skipped)
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None = None) -> list[IngestResult]:
+    """Ingest every file; results in task order whatever the completion order."""
+    done = 0
+    if progress:
+        progress("read", 0, len(tasks))
+    if workers <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(ingest(task))
+            done += 1
+            if progress:
+                progress("read", done, len(tasks))
+        return results
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(ingest, task) for task in tasks]
+        for future in futures:
+            future.result()
+            done += 1
+            if progress:
+                progress("read", done, len(tasks))
+        return [f.result() for f in futures]
+
+
+def merged_stats(results: list[IngestResult]) -> dict[tuple[str, str], StepStats]:
+    merged: dict[tuple[str, str], StepStats] = {}
+    for result in results:
+        for stats in result.stats:
+            key = (stats.step, stats.source)
+            if key in merged:
+                merged[key].merge(stats)
+            else:
+                merged[key] = StepStats(
+                    stats.step, stats.source, stats.total, stats.kept, Counter(stats.dropped), Counter(stats.notes)
+                )
+    return merged
+
+
+def check_quarantine_limits(recipe: Recipe, stats: dict[tuple[str, str], StepStats], quarantine: pl.DataFrame) -> None:
+    for spec in recipe.sources:
+        read = stats.get(("read", spec.name))
+        if read is None or read.total == 0:
+            continue
+        counts = rejection_counts(quarantine, spec.name, deliberate=False)
+        ratio = sum(counts.values()) / read.total
+        limit = recipe.quarantine_limit(spec)
+        if ratio > limit:
+            reasons = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            raise QuarantineLimitError(
+                f"source {spec.name!r}: {sum(counts.values())} of {read.total} items quarantined ({ratio:.1%}) "
+                f"exceeds max_quarantine_ratio {limit:.1%} ({reasons}); see `stellar-data check` for details"
+            )
+
+
+def _empty_records() -> pl.DataFrame:
+    frame = pl.from_arrow(RECORD_SCHEMA.empty_table())
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.Binary).alias("_hash"),
+        pl.lit(None, dtype=pl.Float64).alias("_split_u"),
+        pl.lit(None, dtype=pl.UInt64).alias("_order"),
+        *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("_rank", "_source_order", "_file_index")),
+    ).clear()
+
+
+def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress | None = None) -> list[IngestResult]:
+    """Ingest every planned file, records to Arrow IPC files in `workdir`."""
+    recipe = plan.recipe
+    tasks = [
+        IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, workdir / f"{i:05d}.arrow")
+        for i, p in enumerate(plan.files)
+    ]
+    return run_ingest(tasks, workers, progress)
+
+
+@dataclass(frozen=True)
+class Computed:
+    """Everything the global steps produced, for the writers and the manifest."""
+
+    stats: dict[tuple[str, str], StepStats]
+    """Per (step, source), every step in STEPS."""
+    rejected: pl.DataFrame
+    """Quarantine rows from reading and validation (the quarantined / excluded counts)."""
+    duplicates: pl.DataFrame
+    """Exact duplicates dropped by dedup, with the id of the record kept (`kept_id`)."""
+    final: pl.DataFrame
+    """Train (mixed) and validation records, with `split` and the `_x_*` structured fields."""
+    held: pl.DataFrame
+    """Held-out item records."""
+    mix: MixPlan | None = None
+    copy_factors: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Per category: {times a record appears in train: records}."""
+    before_mix: dict[str, int] = field(default_factory=dict)
+    """Train records per category before mixing."""
+
+
+def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
+    stats = merged_stats(results)
+    rejected = pl.concat([r.quarantine for r in results]) if results else pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    check_quarantine_limits(recipe, stats, rejected)
+
+    paths = [r.records_path for r in results if r.records_path is not None]
+    records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
+    repeated = records.filter(pl.col("id").is_duplicated())
+    if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
+        raise AssertionError(
+            f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
+        )
+    strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
+    thin = records.select("id", "source", "group", "lang", "source_file", "_hash", "_split_u", *RANK_COLUMNS, *strata)
+    kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
+    holdouts = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
+    kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
+    assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
+    for step_stats in (*dedup_stats.values(), *holdout_stats.values(), *split_stats.values()):
+        stats[(step_stats.step, step_stats.source)] = step_stats
+    final = records.join(assigned.select("id", "split"), on="id", how="inner")
+    final = _expand(recipe, final, stats)
+    held_records = records.join(held.select("id"), on="id", how="semi")
+
+    train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
+    before_mix = dict(sorted(train.group_by("category").len().iter_rows()))
+    mix_plan, factors = None, {}
+    if recipe.mix is not None:
+        mix_plan = plan_mix(before_mix, recipe.mix)
+        train, mix_stats, factors = apply_mix(train, mix_plan, recipe.seed)
+    else:
+        mix_stats = {}
+    for spec in recipe.sources:
+        step_stats = mix_stats.get(spec.name)
+        if step_stats is None:  # no mix (or no train records): a pass-through step
+            n = train.filter(pl.col("source") == spec.name).height
+            step_stats = StepStats("mix", spec.name, n, n)
+            step_stats.notes.update({"copies": 0, "records": n})
+        stats[("mix", spec.name)] = step_stats
+    final = pl.concat([train, validation], how="diagonal_relaxed")
+    return Computed(stats, rejected, duplicates, final, held_records, mix_plan, factors, before_mix)
+
+
+def _expand(recipe: Recipe, final: pl.DataFrame, stats: dict[tuple[str, str], StepStats]) -> pl.DataFrame:
+    """Template expansion per source (a pass-through step for sources without templates)."""
+    validator = RecordValidator(load_schema("record.schema.json"))
+    parts = []
+    for spec in recipe.sources:
+        part = final.filter(pl.col("source") == spec.name)
+        if spec.expand is None:
+            step_stats = StepStats("expand", spec.name, part.height, part.height)
+            step_stats.notes["records"] = part.height
+        else:
+            part, step_stats = expand(part, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
+            _, failures, _ = validator(part, spec.name)
+            if failures:  # templates are ours: a variant that fails the schema is a template bug
+                record, rule, message = failures[0]
+                raise RecipeError(
+                    f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
+                )
+        stats[("expand", spec.name)] = step_stats
+        parts.append(part)
+    return pl.concat(parts, how="diagonal_relaxed") if parts else final

@@ -1,0 +1,212 @@
+"""Mix: rebalance the train split's categories to target shares or counts, exactly.
+
+Semantics (also in the README):
+
+- Sizes. Categories with an absolute `count` take theirs first. The others have a `share`; their
+  shares must sum to 1 and divide the remainder: `total - sum(counts)`, where `total` is given, or
+  derived from the `anchor` category, whose size is kept (remainder = anchor size / anchor share).
+  Targets are whole numbers that add up exactly (largest remainder).
+- Caps. A category may be copied at most `max_copies` times per record (1 = never upsampled). A
+  target the cap makes unreachable is capped and reported (`capped`), never silently violated; the
+  other categories keep their targets, so the achieved shares then differ from the targets.
+- Upsampling (target > available, ratio r): every record appears floor(r) or ceil(r) times: all get
+  floor(r) copies and the remainder is drawn without replacement. Downsampling: records are drawn
+  without replacement. Draws order records by hash(seed, id), so they do not depend on batching.
+- Only the train split is mixed; validation keeps its records as they are and never gets copies.
+- Copies get `copy_index` 1, 2, ... and the id `<id>:c<k>`; the final shuffle (hash of the id)
+  keeps copies of one record apart.
+- An empty category with a target is a recipe error, unless it says `skip_if_empty = true`: it is
+  then dropped from the plan (reported) and the remaining shares are rescaled to sum to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ..errors import RecipeError
+from ..hashing import seeded_u64
+from .base import StepStats
+
+
+@dataclass(frozen=True)
+class CategoryTarget:
+    share: float | None = None
+    count: int | None = None
+    max_copies: float = 1.0
+    skip_if_empty: bool = False
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    categories: dict[str, CategoryTarget]
+    total: int | None = None
+    anchor: str | None = None
+
+
+@dataclass(frozen=True)
+class CategoryPlan:
+    category: str
+    available: int
+    target: int
+    """Records wanted before the cap."""
+    achieved: int
+    """Records after mixing: min(target, available x max_copies)."""
+    target_share: float
+    skipped: bool = False
+
+    @property
+    def capped(self) -> bool:
+        return self.achieved < self.target
+
+    @property
+    def ratio(self) -> float:
+        return self.achieved / self.available if self.available else 0.0
+
+
+@dataclass(frozen=True)
+class MixPlan:
+    categories: tuple[CategoryPlan, ...]
+    total_target: int
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def total_achieved(self) -> int:
+        return sum(c.achieved for c in self.categories)
+
+    def achieved_share(self, category: str) -> float:
+        total = self.total_achieved
+        plan = next(c for c in self.categories if c.category == category)
+        return plan.achieved / total if total else 0.0
+
+
+def _largest_remainder(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Whole numbers proportional to `weights` that add up to `total` exactly."""
+    exact = {k: w * total for k, w in weights.items()}
+    floors = {k: math.floor(v) for k, v in exact.items()}
+    left = total - sum(floors.values())
+    for k in sorted(exact, key=lambda k: (-(exact[k] - floors[k]), k))[:left]:
+        floors[k] += 1
+    return floors
+
+
+def plan_mix(available: dict[str, int], config: MixConfig) -> MixPlan:
+    """Sizes per category from the records available in train (pure; raises RecipeError)."""
+    unknown = sorted(set(config.categories) - set(available))
+    # A category named in the recipe but produced by no source is a typo or a missing source.
+    if unknown:
+        produced = ", ".join(sorted(available))
+        named = ", ".join(map(repr, unknown))
+        raise RecipeError(f"mix.categories: {named} not produced by any source (categories: {produced})")
+    unlisted = sorted(c for c in available if c not in config.categories and available[c])
+    if unlisted:
+        raise RecipeError(
+            f"mix.categories: category {unlisted[0]!r} has records but no target; give it a share or a count"
+        )
+    warnings: list[str] = []
+    skipped: list[CategoryPlan] = []
+    targets: dict[str, CategoryTarget] = {}
+    for name, target in config.categories.items():
+        if available.get(name, 0) == 0:
+            if not target.skip_if_empty:
+                raise RecipeError(
+                    f"mix.categories.{name}: the category is empty in train (set skip_if_empty = true to skip it)"
+                )
+            warnings.append(f"category {name!r} is empty and skipped")
+            skipped.append(CategoryPlan(name, 0, 0, 0, 0.0, skipped=True))
+            continue
+        targets[name] = target
+    counted = {n: t.count for n, t in targets.items() if t.count is not None}
+    shared = {n: t.share for n, t in targets.items() if t.count is None}
+    share_sum = sum(s for s in shared.values() if s is not None)
+    if shared and (skipped and share_sum > 0):
+        shared = {n: s / share_sum for n, s in shared.items() if s is not None}
+    elif shared and not math.isclose(share_sum, 1.0, abs_tol=1e-9):
+        raise RecipeError(f"mix.categories: the shares of {', '.join(sorted(shared))} sum to {share_sum:g}, not 1")
+    if config.anchor is not None:
+        if config.anchor not in shared:
+            raise RecipeError(f"mix.anchor: {config.anchor!r} must be a category with a share")
+        remainder = round(available[config.anchor] / shared[config.anchor])
+    elif config.total is not None:
+        remainder = config.total - sum(counted.values())
+        if remainder < 0 or (remainder > 0 and not shared):
+            raise RecipeError(f"mix.total {config.total} does not fit the counts {counted}")
+    elif shared:
+        raise RecipeError("mix: set either `total` or `anchor` to size the categories with a share")
+    else:
+        remainder = 0
+    sizes = dict(counted) | (_largest_remainder(shared, remainder) if shared else {})
+    total_target = sum(sizes.values())
+    plans = []
+    for name, target in targets.items():
+        wanted = sizes[name]
+        reachable = math.floor(available[name] * target.max_copies)
+        achieved = min(wanted, reachable)
+        plans.append(
+            CategoryPlan(name, available[name], wanted, achieved, wanted / total_target if total_target else 0.0)
+        )
+        if achieved < wanted:
+            warnings.append(
+                f"category {name!r}: target {wanted} unreachable with max_copies {target.max_copies:g} "
+                f"({available[name]} available): capped at {achieved}"
+            )
+    return MixPlan(tuple(plans + skipped), total_target, tuple(warnings))
+
+
+def copies_per_record(ids: list[str], target: int, seed: int) -> dict[str, int]:
+    """How many times each record appears: floor(r) for all, +1 for a seeded draw of the remainder.
+
+    For a downsample (target < len(ids)) that is 1 for the drawn records and 0 for the others.
+    """
+    if not ids:
+        return {}
+    whole, extra = divmod(target, len(ids))
+    drawn = set(sorted(ids, key=lambda i: (seeded_u64(seed, "mix", i), i))[:extra])
+    return {i: whole + (1 if i in drawn else 0) for i in ids}
+
+
+def apply_mix(
+    train: pl.DataFrame, plan: MixPlan, seed: int
+) -> tuple[pl.DataFrame, dict[str, StepStats], dict[str, dict[int, int]]]:
+    """The mixed train split; stats per source (total = records in, notes: records out) and, per
+    category, the copy-factor distribution {times a record appears: records}."""
+    achieved = {c.category: c.achieved for c in plan.categories if not c.skipped}
+    parts = []
+    distribution: dict[str, dict[int, int]] = {}
+    for category, target in achieved.items():
+        part = train.filter(pl.col("category") == category)
+        times = copies_per_record(part["id"].to_list(), target, seed)
+        distribution[category] = dict(sorted(Counter(times.values()).items()))
+        part = part.with_columns(pl.col("id").replace_strict(times, return_dtype=pl.Int64).alias("_times"))
+        parts.append(part)
+    counted = pl.concat(parts) if parts else train.with_columns(pl.lit(0, dtype=pl.Int64).alias("_times")).clear()
+    repeated = (
+        counted.filter(pl.col("_times") > 0)
+        .with_columns(pl.int_ranges(0, pl.col("_times")).alias("copy_index"))
+        .explode("copy_index")
+    )
+    copy = pl.col("copy_index")
+    mixed = repeated.with_columns(
+        pl.when(copy == 0).then(pl.col("id")).otherwise(pl.format("{}:c{}", pl.col("id"), copy)).alias("id"),
+        copy.cast(pl.Int32),
+    ).drop("_times")
+    ids = mixed["id"].to_list()
+    if "_order" in mixed.columns:  # copies must not sit next to their original after the shuffle
+        mixed = mixed.with_columns(pl.Series("_order", [seeded_u64(seed, "order", i) for i in ids], dtype=pl.UInt64))
+    stats: dict[str, StepStats] = {}
+    per_source = counted.group_by("source").agg(
+        pl.len().alias("total"),
+        (pl.col("_times") > 0).sum().alias("kept"),
+        (pl.col("_times") - 1).clip(lower_bound=0).sum().alias("copies"),
+    )
+    for source, total, kept, copies in per_source.iter_rows():
+        step_stats = StepStats("mix", source, total=total, kept=kept)
+        if total - kept:
+            step_stats.dropped["downsampled"] = total - kept
+        step_stats.notes["copies"] = copies
+        step_stats.notes["records"] = kept + copies
+        stats[source] = step_stats
+    return mixed, stats, distribution
