@@ -106,6 +106,43 @@ def build(
 
 
 @app.command()
+def plan(
+    recipe: RecipeArg,
+    sources: SourcesOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Print the mixture plan (counts, copies, achieved shares) without writing anything."""
+    from .planning import mixture_plan
+
+    try:
+        with _progress_bars() as report:
+            result = mixture_plan(recipe, sources=sources, seed=seed, workers=workers, progress=report)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    if result.mix is None:
+        console.print("the recipe has no [mix] section: train keeps every record", highlight=False)
+    table = Table(title=f"mixture plan for {recipe} (train split)", title_justify="left")
+    for column in (
+        "category",
+        "available",
+        "target",
+        "achieved",
+        "target share",
+        "achieved share",
+        "copies per record",
+        "status",
+    ):
+        table.add_column(column, justify="left" if column in ("category", "status") else "right")
+    for row in result.rows():
+        table.add_row(*row)
+    console.print(table)
+    for warning in result.mix.warnings if result.mix else ():
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    console.print(f"validation: {result.validation_records} records (never mixed)", highlight=False)
+
+
+@app.command()
 def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = None) -> None:
     """Validate a recipe and read its sources without building anything."""
     from .check import check as run_check
