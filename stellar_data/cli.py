@@ -183,5 +183,25 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
     console.print("recipe and sources ok", highlight=False)
 
 
+@app.command()
+def report(
+    corpus_dir: Annotated[Path, typer.Argument(help="A built corpus directory.")],
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option("--tokenizer", help="tokenizer.json, or a folder with one: adds token lengths to the report."),
+    ] = None,
+) -> None:
+    """(Re)write report.html in a built corpus: mix, lengths, quarantine reasons, duplicates, breakdown."""
+    from .corpus import load
+    from .report import write_report
+
+    try:
+        corpus = load(corpus_dir)
+        path = write_report(corpus.path, corpus.manifest, tokenizer=tokenizer)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(path))
+
+
 if __name__ == "__main__":
     app()

@@ -179,12 +179,7 @@ class _Cells:
     def text(self, column: str) -> str:
         value = self._values.get(column)
         reviewed = self._date_cells.get((*self._key, column))
-        if reviewed is not None:
-            if stored_value(value) != reviewed.stored:
-                raise SourceFileError(
-                    f"reviewed date cell {'/'.join((*self._key, column))} no longer matches the workbook "
-                    f"(listed {reviewed.stored!r}, found {stored_value(value)!r}): review the date_cells file"
-                )
+        if reviewed is not None:  # its stored value was checked by read_sheet
             if reviewed.quarantine is not None:
                 raise ItemError("date_cell_quarantined", f"column {column}: {reviewed.quarantine}")
             return reviewed.text or ""
@@ -270,11 +265,13 @@ def read_sheet(path: Path, relative: str, kind: Kind, lang: str,
     header, rows = _workbook_rows(path, relative)
     items: list[SheetItem] = []
     seen: set[str] = set()
+    reviewed = {key[2:]: cell for key, cell in date_cells.items() if key[:2] == (lang, kind.segment)}
     row = 0
     for excel_row, values in enumerate(rows, start=2):
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
         raw_cells = dict(zip(header, values, strict=False))
+        _verify_reviewed(reviewed, raw_cells, relative, lang, kind, seen)
         item_id = cell_text(raw_cells.get("ID")).strip()
         item = SheetItem(kind, lang, item_id, row, f"row {excel_row} (ID {item_id})", relative, raw=excerpt(raw_cells))
         row += 1
@@ -299,7 +296,29 @@ def read_sheet(path: Path, relative: str, kind: Kind, lang: str,
             # Keep what can be read (the subfield) for the twin; the item itself is rejected.
             subfield = cell_text(raw_cells.get("Subfield")).strip()
             items.append(replace(item, subfield=subfield, problem=(exc.rule, str(exc))))
+    if reviewed:
+        (item_id, column), cell = next(iter(reviewed.items()))
+        raise SourceFileError(
+            f"{relative}: reviewed date cell {lang}/{kind.segment}/{item_id}/{column} (stored {cell.stored!r}) "
+            "is not in the workbook: review the date_cells file"
+        )
     return items
+
+
+def _verify_reviewed(reviewed: dict[tuple[str, str], DateCell], raw_cells: dict[str, Any], relative: str,
+                     lang: str, kind: Kind, seen: set[str]) -> None:  # fmt: skip
+    """Check this row's reviewed cells against the workbook and tick them off `reviewed`."""
+    item_id = cell_text(raw_cells.get("ID")).strip()
+    if item_id in seen:
+        return
+    for column in [c for (i, c) in reviewed if i == item_id]:
+        cell = reviewed.pop((item_id, column))
+        found = stored_value(raw_cells.get(column))
+        if column not in raw_cells or found != cell.stored:
+            raise SourceFileError(
+                f"{relative}: reviewed date cell {lang}/{kind.segment}/{item_id}/{column} no longer matches the "
+                f"workbook (listed {cell.stored!r}, found {found!r}): review the date_cells file"
+            )
 
 
 def _fold(text: str) -> str:
@@ -316,10 +335,21 @@ def _id_order(item_id: str) -> tuple[int, str]:
     return (int(item_id), "") if item_id.isdigit() else (1 << 62, item_id)
 
 
+_ID_PROBLEMS = {"missing_id", "duplicate_id"}
+
+
+def _is_id_problem(item: SheetItem) -> bool:
+    return item.problem is not None and item.problem[0] in _ID_PROBLEMS
+
+
+def _accepted_by_id(items: list[SheetItem]) -> dict[str, SheetItem]:
+    """ID -> the row that owns it (a repeated ID's later rows are rejected and never paired)."""
+    return {i.item_id: i for i in items if i.item_id and not i.deliberate and not _is_id_problem(i)}
+
+
 def pair_items(zh: list[SheetItem], en: list[SheetItem], options: AstroQaOptions) -> list[SheetItem]:
     """Join one type's ZH and EN items by ID (see the module docstring); returns both, updated."""
-    zh_by_id = {i.item_id: i for i in zh if i.item_id and not i.deliberate}
-    en_by_id = {i.item_id: i for i in en if i.item_id and not i.deliberate}
+    zh_by_id, en_by_id = _accepted_by_id(zh), _accepted_by_id(en)
     out_zh, out_en = [], []
     for item in zh:
         twin = en_by_id.get(item.item_id)
@@ -335,10 +365,10 @@ def pair_items(zh: list[SheetItem], en: list[SheetItem], options: AstroQaOptions
             )
         out_zh.append(item)
     out_zh = _assign_groups(out_zh)
-    zh_final = {i.item_id: i for i in out_zh}
-    zh_groups = {i.item_id: i.group for i in out_zh}
+    zh_final = _accepted_by_id(out_zh)
+    zh_groups = {item_id: item.group for item_id, item in zh_final.items()}
     for item in en:
-        if item.deliberate or not item.item_id:
+        if item.deliberate or not item.item_id or _is_id_problem(item):
             out_en.append(item)
             continue
         twin = zh_by_id.get(item.item_id)

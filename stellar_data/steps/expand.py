@@ -81,7 +81,11 @@ def load_templates(path: Path) -> dict[str, LanguageTemplates]:
             )
         except (KeyError, TypeError) as exc:
             raise RecipeError(f"templates {path}: [{lang}] lacks {exc}") from None
-        empty = [f"{lang}.{name}" for name in ("personas", "roles") if not getattr(languages[lang], name)]
+        parts = languages[lang]
+        empty = [f"{lang}.{name}" for name in ("personas", "roles") if not getattr(parts, name)]
+        empty += [
+            f"{lang}.{name}.{group}" for name in PARTS[2:] for group, items in getattr(parts, name).items() if not items
+        ]
         if empty:
             raise RecipeError(f"templates {path}: {', '.join(empty)} must not be empty")
     return languages

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 
 from stellar_data.ingest import IngestTask, ingest
-from stellar_data.recipe import SourceSpec
+from stellar_data.recipe import load_recipe
 from stellar_data.record import RECORD_SCHEMA, TEXT_FIELDS
 from stellar_data.sources import ADAPTERS, RawItem, SourceFile
 from stellar_data.steps.normalize import _CHUNK_CHARS, ChineseConverter, NormalizeConfig, normalize
+from tests.conftest import ROOT
 
 NONE = NormalizeConfig()
 T2S = NormalizeConfig(opencc="t2s")
@@ -226,43 +227,53 @@ def test_non_text_columns_are_untouched() -> None:
 
 
 def test_real_astro_qa_zh_4opt_has_no_odd_characters_after_ingest(shared_sources: Path) -> None:
-    path = shared_sources / "Astro-QA" / "data" / "ZH" / "single-select multi choice(4)_ZH.xlsx"
-    file = SourceFile(path, path.relative_to(shared_sources).as_posix())
-    spec = SourceSpec(
-        name="astro_qa_zh",
-        adapter="astro_qa",
-        paths=(file.relative,),
-        category="astronomy",
-        lang="zh",
-        order=0,
-        opencc="t2s",
-    )
+    # The adapter reads the whole data/ folder (ZH + EN), as the StellarSpeak recipe names it.
+    recipe = load_recipe(ROOT / "corpus" / "stellarspeak.toml", sources_dir=shared_sources)
+    spec = recipe.source("astro_qa")
+    (relative,) = spec.paths
+    file = SourceFile(shared_sources / relative, relative)
+    zh_4opt = f"{relative}/ZH/single-select multi choice(4)_ZH.xlsx"
+    assert spec.opencc == "t2s" and "蒭藁" in recipe.protected_terms
 
-    # Precondition: the raw items really hold the characters (otherwise the test proves nothing).
-    raw = [
-        t
-        for e in ADAPTERS["astro_qa"](file, {}, "zh")
-        if isinstance(e, RawItem)
-        for t in (e.instruction, e.input, e.output)
+    # Precondition: the raw items really hold the characters (otherwise the test proves nothing),
+    # in the triples and in the structured fields alike.
+    raw_items = [
+        e for e in ADAPTERS["astro_qa"](file, spec.options, spec.lang) if isinstance(e, RawItem) and e.file == zh_4opt
     ]
+    raw = [t for e in raw_items for t in (e.instruction, e.input, e.output)]
     raw_found = {ch for t in raw for ch in FORBIDDEN.findall(t)}
     assert {"\u2002", "\u00a0", "\u3000", "\u2061", "\ufeff"} <= raw_found
     assert any("\ue000" <= ch <= "\uf8ff" for ch in raw_found)
+    raw_extra_found = {ch for e in raw_items for t in e.extra.values() for ch in FORBIDDEN.findall(t)}
+    assert {"\u2002", "\u00a0", "\u3000"} <= raw_extra_found
 
-    result = ingest(IngestTask(spec, file, file_index=0, seed=1, protected_terms=("蒭藁",)))
+    result = ingest(IngestTask(spec, file, file_index=0, seed=recipe.seed, protected_terms=recipe.protected_terms))
     assert result.records is not None
-    assert result.records.height > 1200
+    records = result.records.filter(pl.col("source_file") == zh_4opt)
+    assert records.height > 1200
+    assert set(records["lang"].to_list()) == {"zh"}
+    assert records["id"].str.starts_with("astro_qa:zh:4opt:").all()
+    extra = sorted(c for c in result.records.columns if c.startswith("_x_"))
+    assert {"_x_question", "_x_answer", "_x_explanation", "_x_option_A", "_x_option_D"} <= set(extra)
+    fields = [*TEXT_FIELDS, *extra]
     offenders = [
         (rid, field, sorted(f"U+{ord(c):04X}" for c in set(FORBIDDEN.findall(text))))
-        for rid, *texts in result.records.select("id", *TEXT_FIELDS).iter_rows()
-        for field, text in zip(TEXT_FIELDS, texts, strict=True)
+        for rid, *texts in records.select("id", *fields).iter_rows()
+        for field, text in zip(fields, texts, strict=True)
         if FORBIDDEN.search(text)
     ]
     assert offenders == []
-    for name in TEXT_FIELDS:
-        texts = result.records[name].to_list()
+    for name in fields:
+        texts = records[name].to_list()
         assert all(t == t.strip() for t in texts), name
         assert not any("\r" in t for t in texts), name
+    # The whole source (EN too) is clean.
+    everywhere = [
+        rid
+        for rid, *texts in result.records.select("id", *fields).iter_rows()
+        if any(FORBIDDEN.search(t) for t in texts)
+    ]
+    assert everywhere == []
 
 
 def test_nfc_fast_path_equals_full_normalization_on_random_unicode() -> None:
