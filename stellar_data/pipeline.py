@@ -203,7 +203,9 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     held_records = records.join(held.select("id"), on="id", how="semi")
 
     train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
-    before_mix = dict(sorted(train.group_by("category").len().iter_rows()))
+    # Every category a source declares, with 0 where no record reached train (an empty category).
+    before_mix = {spec.category: 0 for spec in recipe.sources} | dict(train.group_by("category").len().iter_rows())
+    before_mix = dict(sorted(before_mix.items()))
     mix_plan, factors = None, {}
     if recipe.mix is not None:
         mix_plan = plan_mix(before_mix, recipe.mix)

@@ -114,19 +114,19 @@ def char_lengths(train: pl.DataFrame) -> Lengths:
 
 def token_lengths(train: pl.DataFrame, tokenizer: Tokenizer) -> Lengths:
     counted = train.select(
-        "category",
-        pl.Series("prompt", _count_tokens(tokenizer, train["prompt"].to_list()), dtype=pl.Int64),
-        pl.Series("output", _count_tokens(tokenizer, train["output"].to_list()), dtype=pl.Int64),
+        "category", _count_tokens(tokenizer, train["prompt"]), _count_tokens(tokenizer, train["output"])
     )
     return _by_category("tokens", counted)
 
 
-def _count_tokens(tokenizer: Tokenizer, texts: list[str]) -> list[int]:
+def _count_tokens(tokenizer: Tokenizer, texts: pl.Series) -> pl.Series:
+    """Tokens per text; each distinct text is encoded once (copies and template variants repeat texts)."""
+    unique = texts.unique(maintain_order=True)
     counts: list[int] = []
-    for start in range(0, len(texts), TOKENIZE_BATCH):
-        encodings = tokenizer.encode_batch(texts[start : start + TOKENIZE_BATCH], add_special_tokens=False)
-        counts += [len(e.ids) for e in encodings]
-    return counts
+    for start in range(0, len(unique), TOKENIZE_BATCH):
+        batch = unique.slice(start, TOKENIZE_BATCH).to_list()
+        counts += [len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=False)]
+    return texts.replace_strict(unique, pl.Series(counts, dtype=pl.Int64), return_dtype=pl.Int64)
 
 
 def _by_category(unit: str, counted: pl.DataFrame) -> Lengths:

@@ -96,7 +96,8 @@ def _largest_remainder(weights: dict[str, float], total: int) -> dict[str, int]:
 def plan_mix(available: dict[str, int], config: MixConfig) -> MixPlan:
     """Sizes per category from the records available in train (pure; raises RecipeError)."""
     unknown = sorted(set(config.categories) - set(available))
-    # A category named in the recipe but produced by no source is a typo or a missing source.
+    # `available` has every category some source declares (0 when none of its records reached train):
+    # a category named in the mix but declared by no source is a typo.
     if unknown:
         produced = ", ".join(sorted(available))
         named = ", ".join(map(repr, unknown))
@@ -119,13 +120,18 @@ def plan_mix(available: dict[str, int], config: MixConfig) -> MixPlan:
             skipped.append(CategoryPlan(name, 0, 0, 0, 0.0, skipped=True))
             continue
         targets[name] = target
+    # The recipe's shares must sum to 1 as written; a skipped category's share is then spread
+    # over the others in proportion.
+    recipe_shares = {n: t.share for n, t in config.categories.items() if t.count is None and t.share is not None}
+    if recipe_shares and not math.isclose(sum(recipe_shares.values()), 1.0, abs_tol=1e-9):
+        raise RecipeError(
+            f"mix.categories: the shares of {', '.join(sorted(recipe_shares))} sum to {sum(recipe_shares.values()):g}, not 1"
+        )
     counted = {n: t.count for n, t in targets.items() if t.count is not None}
-    shared = {n: t.share for n, t in targets.items() if t.count is None}
-    share_sum = sum(s for s in shared.values() if s is not None)
-    if shared and (skipped and share_sum > 0):
-        shared = {n: s / share_sum for n, s in shared.items() if s is not None}
-    elif shared and not math.isclose(share_sum, 1.0, abs_tol=1e-9):
-        raise RecipeError(f"mix.categories: the shares of {', '.join(sorted(shared))} sum to {share_sum:g}, not 1")
+    shared = {n: recipe_shares[n] for n in targets if n in recipe_shares}
+    if shared:
+        kept_sum = sum(shared.values())
+        shared = {n: s / kept_sum for n, s in shared.items()}
     if config.anchor is not None:
         if config.anchor not in shared:
             raise RecipeError(f"mix.anchor: {config.anchor!r} must be a category with a share")
