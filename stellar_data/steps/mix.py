@@ -124,9 +124,8 @@ def plan_mix(available: dict[str, int], config: MixConfig) -> MixPlan:
     # over the others in proportion.
     recipe_shares = {n: t.share for n, t in config.categories.items() if t.count is None and t.share is not None}
     if recipe_shares and not math.isclose(sum(recipe_shares.values()), 1.0, abs_tol=1e-9):
-        raise RecipeError(
-            f"mix.categories: the shares of {', '.join(sorted(recipe_shares))} sum to {sum(recipe_shares.values()):g}, not 1"
-        )
+        names, total = ", ".join(sorted(recipe_shares)), sum(recipe_shares.values())
+        raise RecipeError(f"mix.categories: the shares of {names} sum to {total:g}, not 1")
     counted = {n: t.count for n, t in targets.items() if t.count is not None}
     shared = {n: recipe_shares[n] for n in targets if n in recipe_shares}
     if shared:
