@@ -21,11 +21,12 @@ from .errors import CorpusDirError
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
 from .record import RECORD_FIELDS, RECORD_SCHEMA
+from .report import write_report
 from .steps.base import SPLITS
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import MANIFEST_NAME, build_manifest, duplicate_quarantine, file_entries, write_manifest
-from .writers.parquet import write_shards
+from .writers.parquet import WrittenSplit, write_shards
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
 from .writers.train_json import write_train_json
 
@@ -102,6 +103,15 @@ def build(
     return Corpus(out)
 
 
+def _split_entry(staging: Path, records: int, written: WrittenSplit) -> dict[str, Any]:
+    return {
+        "records": records,
+        "shards": [p.relative_to(staging).as_posix() for p in written.paths],
+        "num_bytes": written.num_bytes,
+        "download_size": sum(p.stat().st_size for p in written.paths),
+    }
+
+
 def _write_outputs(
     recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path
 ) -> dict[str, Any]:
@@ -112,19 +122,19 @@ def _write_outputs(
     for split in SPLITS:
         part = computed.final.filter(pl.col("split") == split).sort("_order", "id").select(RECORD_FIELDS)
         shards = write_shards(part, RECORD_SCHEMA, staging / "data", split, recipe.shard_records)
-        for shard_index, path in enumerate(shards):
+        for shard_index, path in enumerate(shards.paths):
             record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
-        written += shards
-        splits[split] = {"records": part.height, "shards": [p.relative_to(staging).as_posix() for p in shards]}
+        written += shards.paths
+        splits[split] = _split_entry(staging, part.height, shards)
         if split == "train" and recipe.train_json:
             write_train_json(part, staging / "train.json")
             written.append(staging / "train.json")
     tables: dict[str, dict[str, Any]] = {}
-    heldout_path = write_heldout(computed.held, staging / HELDOUT_DIR)
-    if heldout_path is not None:
-        written.append(heldout_path)
-        record_counts[heldout_path] = computed.held.height
-        tables[HELDOUT_DIR] = {"records": computed.held.height, "files": [heldout_path.relative_to(staging).as_posix()]}
+    heldout = write_heldout(computed.held, staging / HELDOUT_DIR)
+    if heldout.paths:
+        written += heldout.paths
+        record_counts[heldout.paths[0]] = computed.held.height
+        tables[HELDOUT_DIR] = _split_entry(staging, computed.held.height, heldout)
     quarantine = computed.rejected
     if computed.duplicates.height:
         quarantine = pl.concat([quarantine, duplicate_quarantine(computed.duplicates)])
@@ -135,5 +145,6 @@ def _write_outputs(
     manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
+    written.append(write_report(staging, manifest))
     manifest["files"] = file_entries(staging, written, record_counts)
     return manifest

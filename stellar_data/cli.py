@@ -192,12 +192,10 @@ def report(
     ] = None,
 ) -> None:
     """(Re)write report.html in a built corpus: mix, lengths, quarantine reasons, duplicates, breakdown."""
-    from .corpus import load
-    from .report import write_report
+    from .report import regenerate_report
 
     try:
-        corpus = load(corpus_dir)
-        path = write_report(corpus.path, corpus.manifest, tokenizer=tokenizer)
+        path = regenerate_report(corpus_dir, tokenizer=tokenizer)
     except StellarDataError as exc:
         raise _fail(exc) from None
     typer.echo(str(path))

@@ -58,7 +58,7 @@ class Corpus:
         tables = self.manifest.get("tables", {})
         if name not in tables:
             raise KeyError(f"no table {name!r} in {self.path} (tables: {', '.join(tables) or 'none'})")
-        return pl.scan_parquet([str(self.path / f) for f in tables[name]["files"]])
+        return pl.scan_parquet([str(self.path / f) for f in tables[name]["shards"]])
 
     @cached_property
     def table(self) -> pa.Table:

@@ -29,7 +29,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
+from .corpus import load
 from .errors import CorpusDirError, StellarDataError
+from .hashing import file_sha256
+from .writers.manifest import write_manifest
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -121,11 +124,12 @@ def token_lengths(train: pl.DataFrame, tokenizer: Tokenizer) -> Lengths:
 
 def _count_tokens(tokenizer: Tokenizer, texts: pl.Series) -> pl.Series:
     """Tokens per text; each distinct text is encoded once (copies and template variants repeat texts)."""
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # _fast (no offsets) since 0.20
     unique = texts.unique(maintain_order=True)
     counts: list[int] = []
     for start in range(0, len(unique), TOKENIZE_BATCH):
         batch = unique.slice(start, TOKENIZE_BATCH).to_list()
-        counts += [len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=False)]
+        counts += [len(e.ids) for e in encode(batch, add_special_tokens=False)]
     return texts.replace_strict(unique, pl.Series(counts, dtype=pl.Int64), return_dtype=pl.Int64)
 
 
@@ -195,7 +199,9 @@ def mix_chart(rows: Sequence[CategoryMix], mixed: bool) -> str:
     x = np.arange(len(rows))
     width = 0.38 if mixed else 0.6
     offset = width / 2 if mixed else 0.0
-    bars = ax.bar(x - offset, [r.before for r in rows], width, color=BLUE_LIGHT, label="before mixing")
+    bars = ax.bar(
+        x - offset, [r.before for r in rows], width, color=BLUE_LIGHT, label="before mixing" if mixed else "train"
+    )
     ax.bar_label(bars, labels=[f"{r.before:,}" for r in rows], fontsize=8, padding=2)
     if mixed:
         bars = ax.bar(x + offset, [r.after for r in rows], width, color=BLUE, label="after mixing")
@@ -465,8 +471,8 @@ def quarantine_html(manifest: dict[str, Any]) -> str:
     parts = [
         _para(
             "Every rejected item is in quarantine.parquet with its source, location, rule and message. Quarantined "
-            "items count toward a source's quarantine limit; deliberate exclusions (held-out benchmark items are "
-            "counted apart, duplicates, questions without an answer key) do not."
+            "items count toward a source's quarantine limit; deliberate exclusions (duplicates, questions without an "
+            "answer key) do not. Held-out benchmark items are not rejections: see the 'held out' column."
         )
     ]
     if rules:
@@ -590,4 +596,14 @@ def write_report(corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | N
     staging = path.with_name(f".{REPORT_NAME}.tmp")
     staging.write_text(page, encoding="utf-8")
     staging.replace(path)
+    return path
+
+
+def regenerate_report(corpus_dir: Path, tokenizer: Path | None = None) -> Path:
+    """Rewrite report.html of a built corpus and its checksum in manifest.json."""
+    corpus = load(corpus_dir)
+    path = write_report(corpus.path, corpus.manifest, tokenizer=tokenizer)
+    manifest = corpus.manifest
+    manifest["files"][REPORT_NAME] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    write_manifest(manifest, corpus.path / "manifest.json")
     return path

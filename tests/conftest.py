@@ -5,6 +5,7 @@ its absence a failure."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ def shared_sources() -> Path:
     return SHARED_SOURCES
 
 
-@pytest.fixture(autouse=True)
-def _offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No network in tests: datasets / huggingface_hub work offline, with a private cache."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
+def pytest_configure(config: pytest.Config) -> None:
+    """No network in tests, and a private Hugging Face cache. Set before any test module imports
+    `datasets`, which reads these variables once, at import."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="stellar-tests-hf-")

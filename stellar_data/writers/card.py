@@ -1,13 +1,49 @@
 """The corpus README.md: a short dataset card whose YAML `configs:` name each data folder, so
-`datasets.load_dataset(DIR)` finds the splits (and the Hub's viewer does, once published)."""
+`datasets.load_dataset(DIR)` finds the splits (and the Hub's viewer does, once published).
+
+`dataset_info` gives each config's features (from the explicit Arrow schema) and exact sizes. Beyond
+documenting the data, it keys `datasets`' cache: for a local folder that cache is named by the
+folder and a hash of the card, not of the files, so without exact sizes a rebuilt corpus (or another
+one in a folder of the same name) would be served from the stale cache.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
+from ..record import RECORD_SCHEMA
+from .heldout import HELDOUT_DIR, HELDOUT_SCHEMA
+
+_TABLE_SCHEMAS = {HELDOUT_DIR: HELDOUT_SCHEMA}
+_DTYPES = {pa.string(): "string", pa.int64(): "int64", pa.int32(): "int32", pa.bool_(): "bool", pa.float64(): "float64"}
+
 
 def _yaml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _features(schema_fields: list[pa.Field], indent: str) -> list[str]:
+    lines = []
+    for field in schema_fields:
+        lines.append(f"{indent}- name: {field.name}")
+        if pa.types.is_list(field.type) and pa.types.is_struct(field.type.value_type):
+            lines.append(f"{indent}  list:")
+            lines += _features(list(field.type.value_type), indent + "  ")
+        else:
+            lines.append(f"{indent}  dtype: {_DTYPES[field.type]}")
+    return lines
+
+
+def _dataset_info(config: str, schema: pa.Schema, splits: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"- config_name: {config}", "  features:", *_features(list(schema), "  ")]
+    lines.append("  splits:")
+    for name, split in splits.items():
+        lines += [f"  - name: {name}", f"    num_bytes: {split['num_bytes']}", f"    num_examples: {split['records']}"]
+    lines.append(f"  download_size: {sum(s['download_size'] for s in splits.values())}")
+    lines.append(f"  dataset_size: {sum(s['num_bytes'] for s in splits.values())}")
+    return lines
 
 
 def render_card(manifest: dict[str, Any]) -> str:
@@ -24,6 +60,12 @@ def render_card(manifest: dict[str, Any]) -> str:
             f"    path: {_yaml_str(f'{name}/test-*.parquet')}",
         ]
     lines += ["- config_name: quarantine", "  data_files:", "  - split: quarantine", '    path: "quarantine.parquet"']
+    lines += [
+        "dataset_info:",
+        *_dataset_info("default", RECORD_SCHEMA, {k: v for k, v in splits.items() if v["records"]}),
+    ]
+    for name, table in manifest["tables"].items():
+        lines += _dataset_info(name, _TABLE_SCHEMAS[name], {"test": table})
     languages = sorted(
         {s["lang"] for s in manifest["sources"].values() if s["lang"] != "auto"} | set(manifest["languages"])
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from .parquet import write_table
+from .parquet import WrittenSplit, write_table
 
 HELDOUT_DIR = "astro_qa_heldout"
 OPTION = pa.struct([pa.field("label", pa.string(), nullable=False), pa.field("text", pa.string(), nullable=False)])
@@ -60,10 +60,11 @@ def heldout_table(records: pl.DataFrame) -> pa.Table:
     )
 
 
-def write_heldout(records: pl.DataFrame, directory: Path) -> Path | None:
+def write_heldout(records: pl.DataFrame, directory: Path) -> WrittenSplit:
     if records.height == 0:
-        return None
+        return WrittenSplit([], 0)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "test-00000-of-00001.parquet"
-    write_table(heldout_table(records), path)
-    return path
+    table = heldout_table(records)
+    write_table(table, path)
+    return WrittenSplit([path], table.nbytes)

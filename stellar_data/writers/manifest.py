@@ -72,7 +72,9 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     problems = reconcile_errors(manifest)
     if problems:  # a bug in stellar-data, not in the data: never write a manifest that lies
         raise AssertionError("manifest counts do not reconcile: " + "; ".join(problems))
-    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    staging.replace(path)
 
 
 def duplicate_quarantine(duplicates: pl.DataFrame) -> pl.DataFrame:

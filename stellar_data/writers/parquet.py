@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -24,15 +25,26 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def write_shards(frame: pl.DataFrame, schema: pa.Schema, directory: Path, split: str, shard_records: int) -> list[Path]:
+@dataclass(frozen=True)
+class WrittenSplit:
+    paths: list[Path]
+    num_bytes: int
+    """Arrow bytes of the split, as `datasets` counts them (`num_bytes` in a dataset card)."""
+
+
+def write_shards(
+    frame: pl.DataFrame, schema: pa.Schema, directory: Path, split: str, shard_records: int
+) -> WrittenSplit:
     """Write `frame` in order, at most `shard_records` rows per shard. Nothing for an empty frame."""
     if frame.height == 0:
-        return []
+        return WrittenSplit([], 0)
     directory.mkdir(parents=True, exist_ok=True)
     count = -(-frame.height // shard_records)
-    paths = []
+    paths, num_bytes = [], 0
     for index in range(count):
         path = directory / shard_name(split, index, count)
-        write_table(to_arrow(frame.slice(index * shard_records, shard_records), schema), path)
+        table = to_arrow(frame.slice(index * shard_records, shard_records), schema)
+        write_table(table, path)
         paths.append(path)
-    return paths
+        num_bytes += table.nbytes
+    return WrittenSplit(paths, num_bytes)

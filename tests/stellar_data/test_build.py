@@ -46,6 +46,7 @@ def test_writes_the_documented_layout(default_corpus: sd.Corpus) -> None:
     names = {p.relative_to(default_corpus.path).as_posix() for p in default_corpus.path.rglob("*") if p.is_file()}
     assert names == {
         "README.md",
+        "report.html",
         "manifest.json",
         "quarantine.parquet",
         "train.json",
@@ -75,6 +76,38 @@ def test_loads_with_datasets_and_polars(default_corpus: sd.Corpus) -> None:
     assert scanned.height == splits["train"]["records"] + splits["validation"]["records"]
 
 
+def test_datasets_sees_a_rebuilt_corpus_not_its_stale_cache(tmp_path: Path) -> None:
+    # datasets names its cache for a local folder by the folder and a hash of the card, not of the
+    # files: the card's exact sizes are what make a rebuild (or another corpus) load afresh.
+    first = sd.build(DEFAULT_RECIPE, out=tmp_path / "a" / "corpus", workers=1)
+    assert len(datasets.load_dataset(str(first.path))["train"]) == first.manifest["splits"]["train"]["records"]
+    rebuilt = sd.build(DEFAULT_RECIPE, out=first.path, seed=5, workers=1)
+    other = sd.build(
+        alpaca_recipe(
+            tmp_path,
+            sources=str(
+                write_json(
+                    tmp_path / "src" / "data.json",
+                    [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(7)],
+                ).parent
+            ),
+            extra="[split]\nvalidation_fraction = 0.0",
+        ),
+        out=tmp_path / "b" / "corpus",
+        workers=1,
+    )
+    for corpus in (rebuilt, other):
+        loaded = datasets.load_dataset(str(corpus.path))
+        assert len(loaded["train"]) == corpus.manifest["splits"]["train"]["records"]
+        assert sorted(loaded["train"]["id"]) == sorted(corpus.frame.collect()["id"])
+
+
+def test_the_heldout_table_loads_as_its_own_config(default_corpus: sd.Corpus) -> None:
+    heldout = datasets.load_dataset(str(default_corpus.path), "astro_qa_heldout")["test"]
+    assert len(heldout) == default_corpus.manifest["tables"]["astro_qa_heldout"]["records"]
+    assert set(heldout[0]["options"][0]) == {"label", "text"}
+
+
 def test_train_json_is_the_train_split_in_alpaca_format(default_corpus: sd.Corpus) -> None:
     records = json.loads((default_corpus.path / "train.json").read_text(encoding="utf-8"))
     train = default_corpus.frame.select("instruction", "input", "output").collect()
@@ -97,7 +130,16 @@ def test_counts_reconcile_per_source_and_per_step(default_corpus: sd.Corpus) -> 
         assert step["total"] == step["kept"] + drops, step
     for name in manifest["sources"]:
         chain = [s for s in manifest["steps"] if s["source"] == name]
-        assert [s["step"] for s in chain] == ["read", "normalize", "validate", "dedup", "holdout", "split", "expand", "mix"]
+        assert [s["step"] for s in chain] == [
+            "read",
+            "normalize",
+            "validate",
+            "dedup",
+            "holdout",
+            "split",
+            "expand",
+            "mix",
+        ]
         items, (expand, mix) = chain[:-2], chain[-2:]
         for before, after in itertools.pairwise(items):
             assert before["kept"] == after["total"], (name, before, after)
@@ -124,10 +166,11 @@ def test_two_builds_are_byte_identical(default_corpus: sd.Corpus, tmp_path: Path
 
 
 def item_ids(corpus: sd.Corpus) -> list[str]:
-    """Every item in train, validation and the held-out table (template variants folded to their item)."""
+    """Every item in train, validation and the held-out table (template variants and mixing copies
+    folded to their item; the default recipe's mix only upsamples, so no item is dropped)."""
     records = pl.concat([corpus.frame.collect(), corpus.frame_of("validation").collect()])
     heldout = corpus.table_of("astro_qa_heldout").collect()
-    return sorted({re.sub(r":t\d+$", "", i) for i in records["id"]} | set(heldout["id"]))
+    return sorted({re.sub(r"(:t\d+)?(:c\d+)?$", "", i) for i in records["id"]} | set(heldout["id"]))
 
 
 def test_another_seed_changes_the_split_but_not_the_items(default_corpus: sd.Corpus, tmp_path: Path) -> None:

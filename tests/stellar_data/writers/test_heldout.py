@@ -121,12 +121,14 @@ def test_fields_come_from_the_structured_columns() -> None:
 
 
 def test_write_heldout(tmp_path: Path) -> None:
-    assert write_heldout(held(ROWS).head(0), tmp_path / HELDOUT_DIR) is None
+    assert write_heldout(held(ROWS).head(0), tmp_path / HELDOUT_DIR).paths == []
     assert not (tmp_path / HELDOUT_DIR).exists()
 
-    path = write_heldout(held(ROWS), tmp_path / HELDOUT_DIR)
+    written = write_heldout(held(ROWS), tmp_path / HELDOUT_DIR)
 
-    assert path == tmp_path / HELDOUT_DIR / "test-00000-of-00001.parquet"
+    assert written.paths == [tmp_path / HELDOUT_DIR / "test-00000-of-00001.parquet"]
+    path = written.paths[0]
+    assert written.num_bytes == heldout_table(held(ROWS)).nbytes
     table = pq.read_table(path)
     assert table.schema.equals(HELDOUT_SCHEMA)
     assert table.to_pylist() == heldout_table(held(ROWS)).to_pylist()
