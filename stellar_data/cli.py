@@ -31,6 +31,7 @@ SourcesOpt = Annotated[
         "--sources", help="Directory the source paths are relative to (default: the recipe's corpus.sources_dir)."
     ),
 ]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
 
 
@@ -64,7 +65,7 @@ def build(
     recipe: RecipeArg,
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")] = Path("build/corpus"),
     sources: SourcesOpt = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    seed: SeedOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Build the corpus a recipe describes."""
@@ -109,7 +110,7 @@ def build(
 def plan(
     recipe: RecipeArg,
     sources: SourcesOpt = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    seed: SeedOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Print the mixture plan (counts, copies, achieved shares) without writing anything."""
