@@ -13,13 +13,20 @@ WORKERS ?=
 
 BUILD_ARGS := $(RECIPE) --out $(OUT) $(if $(SOURCES),--sources $(SOURCES)) $(if $(SEED),--seed $(SEED)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: corpus check test lint clean
+CONFIG ?=
+
+.PHONY: corpus check test lint clean train
+
+# torch is pinned first: on a CPU machine `torch==2.13.0` is the local CPU wheel, while an
+# unpinned torch (asked for by transformers or peft) would pull several GB of CUDA packages.
+TORCH ?= torch==2.13.0
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11+ is required; set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	touch $(STAMP)
 
 corpus: $(STAMP)
@@ -30,6 +37,10 @@ check: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+train: $(STAMP)
+	@test -n "$(CONFIG)" || { echo "usage: make train CONFIG=path/to/config.toml"; exit 2; }
+	$(BIN)/stellar-train train $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,94 @@
+"""The `stellar-train` command line: train, merge, chat."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="LoRA fine-tuning on stellar-data corpora.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context, config: Annotated[Path, typer.Argument(help="Config (TOML or YAML).")]) -> None:
+    """Train a LoRA adapter. Any config field can be overridden: --learning-rate 2e-4 --batching packed."""
+    from .config import ConfigError, load_config, parse_overrides
+    from .data import DataError
+    from .recipe import train as run_train
+
+    try:
+        settings = load_config(config, parse_overrides(list(ctx.args)))
+        result = run_train(settings)
+    except (ConfigError, DataError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"adapter: {result.output_dir}  train_loss {result.metrics.get('train_loss', float('nan')):.4f}"
+        + (f"  eval_loss {result.metrics['eval_loss']:.4f}" if "eval_loss" in result.metrics else "")
+    )
+
+
+@app.command()
+def merge(
+    model_path: Annotated[str, typer.Option("--model-path", help="The base model the adapter was trained on.")],
+    adapter: Annotated[str, typer.Option("--adapter", help="The adapter folder (output_dir of train).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the merged checkpoint.")],
+    dtype: Annotated[str, typer.Option("--dtype", help="bf16, fp16 or fp32.")] = "fp16",
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size")] = "2GB",
+    force: Annotated[bool, typer.Option("--force", help="Merge even if the adapter names another base.")] = False,
+) -> None:
+    """Merge an adapter into a freshly loaded base and save a full checkpoint (safetensors + tokenizer)."""
+    from .merge import MergeError
+    from .merge import merge as run_merge
+
+    try:
+        path = run_merge(model_path, adapter, out, dtype=dtype, max_shard_size=max_shard_size, force=force)
+    except MergeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(str(path))
+
+
+@app.command()
+def chat(
+    model_path: Annotated[str, typer.Option("--model-path")],
+    adapter: Annotated[str | None, typer.Option("--adapter")] = None,
+    load_8bit: Annotated[
+        bool, typer.Option("--load-8bit", help="Load the base in 8-bit (CUDA + bitsandbytes).")
+    ] = False,
+    style: Annotated[str, typer.Option("--style", help="rich or plain.")] = "rich",
+    template: Annotated[str | None, typer.Option("--template", help="Default: the adapter's.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", help="0: greedy.")] = 0.7,
+) -> None:
+    """Chat in a terminal, or answer one message per line from a pipe. /reset clears the history."""
+    from .chat import GenerationSettings, load_session, run_chat, stdin_lines
+    from .prompt import TemplateError
+
+    if style not in ("rich", "plain"):
+        raise _fail(f"--style {style!r}: use rich or plain")
+    try:
+        session = load_session(
+            model_path,
+            adapter,
+            template=template,
+            load_8bit=load_8bit,
+            settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature),
+        )
+    except (TemplateError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    run_chat(session, stdin_lines(), sys.stdout, interactive=sys.stdin.isatty(), style=style)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,104 @@
+"""Loading the tokenizer and the base model, the LoRA wrapper, and the base model's fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from .config import ConfigError, TrainConfig
+from .tokenize import SpecialIds
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def load_tokenizer(path: str):
+    """The base's tokenizer, right-padded, with pad != eos (else the EOS label would be masked)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"base_model {path}: the tokenizer has no EOS token")
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != tokenizer.eos_token_id:
+            tokenizer.pad_token = tokenizer.unk_token  # LLaMA: unk 0, the usual pad
+        else:
+            raise ConfigError(f"base_model {path}: no pad token distinct from EOS (add one to the tokenizer)")
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def special_ids(tokenizer) -> SpecialIds:
+    return SpecialIds(tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+
+
+def text_tokenizer(tokenizer):
+    """Text -> ids without special tokens (BOS and EOS are placed by `tokenize.encode`)."""
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def module_names(path: str) -> list[str]:
+    """The model's module names, from a meta-device instance (no weights are loaded)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return [name for name, _ in model.named_modules()]
+
+
+def base_fingerprint(path: str) -> str:
+    """sha256 of the base's config.json and the names and sizes of its weight files: what an adapter
+    records, so merging refuses another base."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"hub:{path}"
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+def load_base(path: str, precision: str, load_8bit: bool = False, attn_implementation: str = "sdpa"):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict = {"dtype": DTYPES[precision], "attn_implementation": attn_implementation}
+    if load_8bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": int(__import__("os").environ.get("LOCAL_RANK", "0"))}
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    targets = config.lora_target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if tuple(targets) == ("all-linear",) else list(targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_for_training(config: TrainConfig):
+    """The base (8-bit only if asked, k-bit preparation only then) wrapped with LoRA adapters."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    model = load_base(config.base_model, config.precision, config.load_8bit, config.attn_implementation)
+    model.config.use_cache = False  # a cache disables packed-sequence masking and wastes memory in training
+    if config.load_8bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return get_peft_model(model, lora_config(config))
+
+
+def read_run_config(adapter: str) -> dict:
+    path = Path(adapter) / "train_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
