@@ -15,7 +15,9 @@ BUILD_ARGS := $(RECIPE) --out $(OUT) $(if $(SOURCES),--sources $(SOURCES)) $(if 
 
 CONFIG ?=
 
-.PHONY: corpus check test lint clean train
+BENCH_SOURCES ?= ../shared/sources
+
+.PHONY: corpus check test lint clean train bench-train
 
 # torch is pinned first: on a CPU machine `torch==2.13.0` is the local CPU wheel, while an
 # unpinned torch (asked for by transformers or peft) would pull several GB of CUDA packages.
@@ -41,6 +43,17 @@ test: $(STAMP)
 train: $(STAMP)
 	@test -n "$(CONFIG)" || { echo "usage: make train CONFIG=path/to/config.toml"; exit 2; }
 	$(BIN)/stellar-train train $(CONFIG)
+
+# The trainer's data pipeline on CPU (non-pad share, samples/s for random, grouped and packed batches)
+# on the real corpus when ../shared/sources is there, else on the embedded samples.
+bench-train: $(STAMP)
+	@if [ -d "$(BENCH_SOURCES)" ]; then \
+	  $(BIN)/stellar-data build corpus/stellarspeak.toml --sources $(BENCH_SOURCES) --out build/bench/corpus; \
+	else \
+	  echo "note: $(BENCH_SOURCES) not found, measuring the embedded samples"; \
+	  $(BIN)/stellar-data build corpus/default.toml --out build/bench/corpus; \
+	fi
+	$(BIN)/python bench/train_pipeline.py build/bench/corpus --out build/bench/train_pipeline.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

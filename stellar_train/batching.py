@@ -1,6 +1,7 @@
 """Batches from encoded examples: right-padded, or packed with no attention across examples.
 
-Packed rows concatenate whole examples; `position_ids` restart at 0 for each example and no
+Packed rows concatenate whole examples (best-fit decreasing, so rows are nearly
+full); `position_ids` restart at 0 for each example and no
 attention mask is passed, from which transformers builds a block-diagonal causal mask (sdpa and eager
 attention; flash-attention reads the same position ids). Each example's first label is masked, so the
 last token of one example never predicts the next example's first token. Padding at the end of a
@@ -9,6 +10,7 @@ packed row is its own block with labels -100.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,26 +32,47 @@ class Packed:
 
 
 def pack(examples: Sequence[Encoded], max_len: int) -> list[Packed]:
-    """Greedy packing in order: an example goes into the current row if it fits, else starts a new one.
+    """Best-fit-decreasing packing: examples longest first, each into the open row whose free space
+    fits it most tightly (a new row when none does). Rows come out in creation order; examples keep
+    their relative order within equal lengths. An example longer than max_len raises (the cutoff is
+    at most max_len, so it does not happen)."""
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
+    rows: list[list[int]] = []  # example indices per row
+    by_room: dict[int, list[int]] = {}  # free space -> rows with exactly that much
+    rooms: list[int] = []  # the free-space values present, sorted
+    for index in order:
+        size = len(examples[index])
+        if size > max_len:
+            raise ValueError(f"example of {size} tokens does not fit a packed row of {max_len}")
+        at = bisect.bisect_left(rooms, size)
+        if at < len(rooms):
+            room = rooms[at]
+            row = by_room[room].pop()
+            if not by_room[room]:
+                del by_room[room]
+                rooms.pop(at)
+        else:
+            room, row = max_len, len(rows)
+            rows.append([])
+        rows[row].append(index)
+        left = room - size
+        if left > 0:
+            if left not in by_room:
+                by_room[left] = []
+                bisect.insort(rooms, left)
+            by_room[left].append(row)
+    return [_join([examples[i] for i in row]) for row in rows]
 
-    An example longer than max_len cannot occur (the cutoff is at most max_len); it would raise.
-    """
-    rows: list[Packed] = []
+
+def _join(examples: Sequence[Encoded]) -> Packed:
     ids: list[int] = []
     labels: list[int] = []
     positions: list[int] = []
     for example in examples:
-        if len(example) > max_len:
-            raise ValueError(f"example of {len(example)} tokens does not fit a packed row of {max_len}")
-        if len(ids) + len(example) > max_len:
-            rows.append(Packed(ids, labels, positions))
-            ids, labels, positions = [], [], []
         ids += example.input_ids
         labels += [IGNORE_INDEX, *example.labels[1:]]
         positions += range(len(example))
-    if ids:
-        rows.append(Packed(ids, labels, positions))
-    return rows
+    return Packed(ids, labels, positions)
 
 
 def collate_padded(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:

@@ -46,6 +46,9 @@ class TrainConfig:
     train_on_inputs: bool = False
     batching: str = "group_by_length"
     """random, group_by_length (as alpaca-lora), or packed (padding-free, no attention across examples)."""
+    pack_len: int = 2048
+    """Tokens per packed row (>= cutoff_len). Longer rows than the cutoff let short and long examples
+    share rows (97%+ real tokens); attention never crosses examples either way."""
 
     batch_size: int = 256
     """Examples (packed rows when packing) per optimizer step, over all processes."""
@@ -100,6 +103,8 @@ class TrainConfig:
             raise ConfigError("learning_rate and num_epochs must be > 0")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if self.batching == "packed" and self.pack_len < self.cutoff_len:
+            raise ConfigError(f"pack_len {self.pack_len} is shorter than cutoff_len {self.cutoff_len}")
         if self.batch_size % (self.micro_batch_size * world_size):
             raise ConfigError(
                 f"batch_size {self.batch_size} is not divisible by micro_batch_size {self.micro_batch_size} "

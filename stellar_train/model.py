@@ -39,6 +39,11 @@ def text_tokenizer(tokenizer):
     return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def batch_text_tokenizer(tokenizer):
+    """Texts -> ids lists without special tokens, one call for many texts (the fast tokenizer's batch path)."""
+    return lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
 def module_names(path: str) -> list[str]:
     """The model's module names, from a meta-device instance (no weights are loaded)."""
     from transformers import AutoConfig, AutoModelForCausalLM

@@ -23,7 +23,15 @@ import torch
 from .batching import Packed, collate_packed, collate_padded, pack
 from .config import TrainConfig, check_target_modules
 from .data import DataError, ExampleDataset, corpus_manifest_sha256, encode_records, load_records
-from .model import base_fingerprint, load_for_training, load_tokenizer, module_names, special_ids, text_tokenizer
+from .model import (
+    base_fingerprint,
+    batch_text_tokenizer,
+    load_for_training,
+    load_tokenizer,
+    module_names,
+    special_ids,
+    text_tokenizer,
+)
 from .prompt import PromptTemplate
 
 RUN_CONFIG = "train_config.json"
@@ -123,22 +131,36 @@ def train(config: TrainConfig) -> TrainResult:
     tokenizer = load_tokenizer(config.base_model)
     check_target_modules(config, module_names(config.base_model))
     ids = special_ids(tokenizer)
-    tokenize = text_tokenizer(tokenizer)
+    tokenize, tokenize_batch = text_tokenizer(tokenizer), batch_text_tokenizer(tokenizer)
 
     train_records = load_records(config.data, "train")
     if not train_records:
         raise DataError(f"data {config.data}: no train split (or it is empty)")
     encoded, train_stats = encode_records(
-        train_records, tokenize, ids, template, config.cutoff_len, config.cutoff_policy, config.train_on_inputs
+        train_records,
+        tokenize,
+        ids,
+        template,
+        config.cutoff_len,
+        config.cutoff_policy,
+        config.train_on_inputs,
+        tokenize_batch,
     )
     if not encoded:
         raise DataError(f"data {config.data}: every train example was dropped ({train_stats.as_dict()})")
-    rows = pack(encoded, config.cutoff_len) if config.batching == "packed" else encoded
+    rows = pack(encoded, config.pack_len) if config.batching == "packed" else encoded
     eval_rows, eval_stats = [], None
     if config.validation_split:
         records = load_records(config.data, config.validation_split) or []
         eval_rows, eval_stats = encode_records(
-            records, tokenize, ids, template, config.cutoff_len, config.cutoff_policy, config.train_on_inputs
+            records,
+            tokenize,
+            ids,
+            template,
+            config.cutoff_len,
+            config.cutoff_policy,
+            config.train_on_inputs,
+            tokenize_batch,
         )
     tokenization = {"train": train_stats.as_dict(), "train_rows": len(rows)}
     if eval_stats is not None:

@@ -54,6 +54,9 @@ class SpecialIds:
     pad: int
 
 
+Parts = tuple[list[int], list[int]]
+"""(prompt ids with BOS, response ids with EOS)."""
+
 Tokenize = Callable[[str], list[int]]
 """Text -> ids without special tokens (e.g. `lambda t: tok(t, add_special_tokens=False)["input_ids"]`)."""
 
@@ -70,20 +73,27 @@ def encode(
     policy: str = "truncate_prompt",
     train_on_inputs: bool = False,
     stats: EncodeStats | None = None,
+    pretokenized: tuple[list[int], list[int]] | None = None,
 ) -> Encoded | None:
-    """One training example, or None when it is dropped (the reason is counted in `stats`)."""
+    """One training example, or None when it is dropped (the reason is counted in `stats`).
+
+    `pretokenized`: the ids of the prompt and of prompt + output when already known (batched
+    tokenization); the texts are re-tokenized only to shorten an over-long prompt.
+    """
     stats = stats if stats is not None else EncodeStats()
     stats.total += 1
     head = [ids.bos] if ids.bos is not None else []
 
-    def joint(instruction_text: str, input_text: str) -> tuple[list[int], list[int]] | None:
-        prompt = template.prompt(instruction_text, input_text)
-        prompt_ids, full_ids = tokenize(prompt), tokenize(prompt + output)
+    def split(prompt_ids: list[int], full_ids: list[int]) -> Parts | None:
         if full_ids[: len(prompt_ids)] != prompt_ids:
             return None
         return head + prompt_ids, [*full_ids[len(prompt_ids) :], ids.eos]
 
-    parts = joint(instruction, input)
+    def joint(instruction_text: str, input_text: str) -> Parts | None:
+        prompt = template.prompt(instruction_text, input_text)
+        return split(tokenize(prompt), tokenize(prompt + output))
+
+    parts = split(*pretokenized) if pretokenized is not None else joint(instruction, input)
     if parts is None:
         stats.actions["dropped_prompt_not_prefix"] += 1
         return None
@@ -110,9 +120,6 @@ def encode(
         labels[0] = IGNORE_INDEX  # BOS is never predicted (nor, when packed, by the previous example)
     stats.kept += 1
     return Encoded(prompt_ids + response_ids, labels + response_ids)
-
-
-Parts = tuple[list[int], list[int]]
 
 
 def _fit_prompt(
