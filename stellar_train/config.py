@@ -148,11 +148,15 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(i).strip() for i in items if str(i).strip())
         if kind is bool:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                raise ValueError(value)  # TOML `true` for a number, or a number for a flag, is a mistake
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
         return kind(value)
@@ -200,11 +204,11 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
         arg = args[index]
         if not arg.startswith("--"):
             raise ConfigError(f"unexpected argument {arg!r} (fields are given as --name value)")
-        key, _, value = arg[2:].partition("=")
+        key, equals, value = arg[2:].partition("=")
         name = key.replace("-", "_")
         if name not in names:
             raise ConfigError(f"unknown option --{key}")
-        if not value:
+        if not equals:
             nxt = args[index + 1] if index + 1 < len(args) else None
             if nxt is None or nxt.startswith("--"):
                 value = "true"  # a bare flag

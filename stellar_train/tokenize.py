@@ -80,6 +80,8 @@ def encode(
     `pretokenized`: the ids of the prompt and of prompt + output when already known (batched
     tokenization); the texts are re-tokenized only to shorten an over-long prompt.
     """
+    if policy not in CUTOFF_POLICIES:
+        raise ValueError(f"cutoff policy {policy!r} is not one of {', '.join(CUTOFF_POLICIES)}")
     stats = stats if stats is not None else EncodeStats()
     stats.total += 1
     head = [ids.bos] if ids.bos is not None else []

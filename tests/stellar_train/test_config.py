@@ -480,3 +480,12 @@ def test_lora_config_all_linear_and_overrides():
     lora = lora_config(config(lora_r=16, lora_alpha=32, lora_dropout=0.1, lora_target_modules=("all-linear",)))
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (16, 32, 0.1)
     assert lora.target_modules == "all-linear"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lora_r", True), ("learning_rate", False), ("load_8bit", 1), ("train_on_inputs", 0.0)]
+)
+def test_booleans_and_numbers_are_not_confused(field: str, value: object) -> None:
+    # TOML `lora_r = true` or `load_8bit = 1` is a mistake in the file, not a value to guess.
+    with pytest.raises(ConfigError, match=field):
+        from_mapping({"base_model": "m", "data": "d", "output_dir": "o", field: value})

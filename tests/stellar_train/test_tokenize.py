@@ -397,3 +397,18 @@ def test_pretokenized_ids_are_used_as_given():
     assert example is not None
     assert example.input_ids == [BOS, 5, 6, 7, EOS]
     assert example.labels == [M, M, M, 7, EOS]
+
+
+def test_an_unknown_cutoff_policy_is_an_error_not_a_silent_default() -> None:
+    template = PromptTemplate.load("alpaca")
+    with pytest.raises(ValueError, match="cutoff policy 'truncate'"):
+        encode(
+            lambda text: [ord(c) for c in text],
+            SpecialIds(1, 2, 0),
+            template,
+            "q",
+            "",
+            "a",
+            cutoff_len=64,
+            policy="truncate",
+        )
