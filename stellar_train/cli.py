@@ -31,7 +31,7 @@ def train(ctx: typer.Context, config: Annotated[Path, typer.Argument(help="Confi
     try:
         settings = load_config(config, parse_overrides(list(ctx.args)))
         result = run_train(settings)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, OSError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(
         f"adapter: {result.output_dir}  train_loss {result.metrics.get('train_loss', float('nan')):.4f}"

@@ -115,6 +115,9 @@ class TrainConfig:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         if not self.lora_target_modules:
             raise ConfigError("lora_target_modules: name at least one module (or all-linear)")
+        local = self.base_model.startswith(("/", "./", "../", "~")) or Path(self.base_model).exists()
+        if local and not (Path(self.base_model).expanduser() / "config.json").is_file():
+            raise ConfigError(f"base_model {self.base_model}: no model folder there (config.json not found)")
         try:
             PromptTemplate.load(self.template)
         except TemplateError as exc:

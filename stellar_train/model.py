@@ -18,7 +18,10 @@ def load_tokenizer(path: str):
     """The base's tokenizer, right-padded, with pad != eos (else the EOS label would be masked)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise ConfigError(f"base_model {path}: cannot load its tokenizer ({str(exc).splitlines()[0]})") from None
     if tokenizer.eos_token_id is None:
         raise ConfigError(f"base_model {path}: the tokenizer has no EOS token")
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
@@ -55,14 +58,20 @@ def module_names(path: str) -> list[str]:
 
 
 def base_fingerprint(path: str) -> str:
-    """sha256 of the base's config.json and the names and sizes of its weight files: what an adapter
-    records, so merging refuses another base."""
+    """What an adapter records of its base, so merging refuses another one: sha256 of config.json and,
+    per weight file, its name, size and first and last MiB (a same-shape fine-tune differs there;
+    reading 2 MiB per file keeps this fast for a 7B model)."""
     folder = Path(path)
     if not folder.is_dir():
         return f"hub:{path}"
     digest = hashlib.sha256((folder / "config.json").read_bytes())
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            digest.update(handle.read(1 << 20))
     return digest.hexdigest()
 
 
@@ -99,11 +108,19 @@ def load_for_training(config: TrainConfig):
     if config.load_8bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5.23 renamed gradient_checkpointing_enable (and its kwargs); older ones lack the new name.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return get_peft_model(model, lora_config(config))
 
 
 def read_run_config(adapter: str) -> dict:
-    path = Path(adapter) / "train_config.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """The run record beside an adapter, or in its parent for a Trainer `checkpoint-N` folder."""
+    for folder in (Path(adapter), Path(adapter).parent):
+        path = folder / "train_config.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return {}

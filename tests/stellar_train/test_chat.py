@@ -149,6 +149,19 @@ def test_sampling_settings_generate(tiny_model: Path, memorized: Path) -> None:
     assert isinstance(answer, str) and sampled.history == [(QUESTION, answer)]
 
 
+def test_template_comes_from_the_adapter_unless_given(tiny_model: Path, memorized: Path, tmp_path: Path) -> None:
+    import shutil
+
+    adapter = tmp_path / "alpaca_adapter"
+    shutil.copytree(memorized, adapter)
+    run = json.loads((adapter / "train_config.json").read_text(encoding="utf-8"))
+    run["config"]["template"] = "alpaca"
+    (adapter / "train_config.json").write_text(json.dumps(run), encoding="utf-8")
+    assert load_session(str(tiny_model), str(adapter), settings=GREEDY).template.name == "alpaca"
+    chosen = load_session(str(tiny_model), str(adapter), template="stellarspeak", settings=GREEDY)
+    assert chosen.template.name == "stellarspeak"
+
+
 def test_base_model_without_adapter_chats(tiny_model: Path) -> None:
     plain = load_session(str(tiny_model), settings=GenerationSettings(max_new_tokens=5, temperature=0))
     assert plain.template.name == "stellarspeak"

@@ -88,6 +88,16 @@ def test_bad_settings_exit_2_with_a_message(
     assert not (tmp_path / "out").exists()
 
 
+def test_missing_base_model_exits_2(tiny_corpus: Path, tmp_path: Path) -> None:
+    """A base_model path that does not exist is a user error like any other: `error:` naming it, exit 2,
+    no traceback."""
+    config = write_config(tmp_path / "train.toml", tmp_path / "no_model", tiny_corpus, tmp_path / "out")
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 2, f"exit {result.exit_code}: {result.exception!r}"
+    assert result.stderr.startswith("error: ") and "no_model" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2

@@ -135,3 +135,25 @@ def test_unknown_dtype_is_refused(adapter: Path, tiny_model: Path, tmp_path: Pat
     with pytest.raises(MergeError, match="int8"):
         merge(str(tiny_model), str(adapter), tmp_path / "m", dtype="int8")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_fingerprint_sees_the_weights_not_only_the_config(tiny_model: Path, tmp_path: Path) -> None:
+    # A fine-tuned variant has the same config and file sizes; its sampled weight bytes differ.
+    from transformers import LlamaForCausalLM
+
+    variant = tmp_path / "variant"
+    model = LlamaForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.add_(0.01)
+    model.save_pretrained(variant)
+    (variant / "config.json").write_bytes((tiny_model / "config.json").read_bytes())
+    assert base_fingerprint(str(variant)) != base_fingerprint(str(tiny_model))
+
+
+def test_a_checkpoint_folder_is_checked_against_the_run_it_belongs_to(
+    adapter: Path, tmp_path: Path, other_base: Path
+) -> None:
+    checkpoints = sorted(adapter.glob("checkpoint-*"))
+    assert checkpoints, "the adapter fixture saves Trainer checkpoints"
+    with pytest.raises(MergeError, match="was trained on"):
+        merge(str(other_base), str(checkpoints[-1]), tmp_path / "merged")

@@ -278,16 +278,44 @@ def test_packed_loss_equals_per_example_loss(tiny_model: Path, encoded_examples,
 def test_packed_batching_trains_fewer_rows(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     config = make_config(
         tiny_model, tiny_corpus, tmp_path / "packed", batching="packed", batch_size=2, micro_batch_size=2,
-        max_steps=2, cutoff_len=256, validation_split="validation",
+        max_steps=2, cutoff_len=256, pack_len=300, validation_split="validation",
     )  # fmt: skip
     result = recipe.train(config)
     tokenization = result.run["tokenization"]
     assert tokenization["train"]["kept"] == len(TRIPLES)
-    assert 1 <= tokenization["train_rows"] < len(TRIPLES)
+    assert 1 < tokenization["train_rows"] < len(TRIPLES)  # two or three examples a row
     logged = losses(result.run)
     assert len(logged) == 2 and all(loss > 0 and loss == loss for loss in logged)
     assert result.metrics["eval_loss"] == result.metrics["eval_loss"]  # evaluation (padded) is not NaN
     assert (tmp_path / "packed" / "adapter_model.safetensors").is_file()
+
+
+def test_group_by_length_the_default_batching_trains(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    config = make_config(tiny_model, tiny_corpus, tmp_path / "grouped", batching="group_by_length", validation_split="")
+    assert recipe.training_arguments(config, has_eval=False).train_sampling_strategy == "group_by_length"
+    result = recipe.train(config)
+    assert len(losses(result.run)) == 2 and result.run["tokenization"]["train_rows"] == len(TRIPLES)
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """Recomputing activations changes nothing numerically, and every lora_B still gets gradients."""
+    common = {"lora_dropout": 0.0, "learning_rate": 1e-2, "validation_split": ""}
+    plain = recipe.train(make_config(tiny_model, tiny_corpus, tmp_path / "plain", **common))
+    result, model = train_capturing(
+        make_config(tiny_model, tiny_corpus, tmp_path / "checkpointed", gradient_checkpointing=True, **common)
+    )
+    inner = model.base_model.model
+    on = (
+        inner.is_activation_checkpointing
+        if hasattr(inner, "is_activation_checkpointing")
+        else inner.is_gradient_checkpointing
+    )
+    assert on
+    assert losses(result.run) == pytest.approx(losses(plain.run), rel=1e-5)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            assert parameter.norm() > 0, name
+    assert_same_tensors(lora_state(tmp_path / "checkpointed"), lora_state(tmp_path / "plain"), atol=1e-6)
 
 
 # -------------------------------------------------------------------------------------------- resume
