@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,7 @@ def train(ctx: typer.Context, config: Annotated[Path, typer.Argument(help="Confi
     from .data import DataError
     from .recipe import train as run_train
 
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         settings = load_config(config, parse_overrides(list(ctx.args)))
         result = run_train(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import platform
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .model import (
 from .prompt import PromptTemplate
 
 RUN_CONFIG = "train_config.json"
+log = logging.getLogger("stellar_train")
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def train(config: TrainConfig) -> TrainResult:
             tokenize_batch,
         )
     tokenization = {"train": train_stats.as_dict(), "train_rows": len(rows)}
+    log.info("tokenized train: %s -> %d rows (%s batching)", train_stats.as_dict(), len(rows), config.batching)
     if eval_stats is not None:
         tokenization["validation"] = eval_stats.as_dict()
     output_dir = Path(config.output_dir)

@@ -489,3 +489,20 @@ def test_booleans_and_numbers_are_not_confused(field: str, value: object) -> Non
     # TOML `lora_r = true` or `load_8bit = 1` is a mistake in the file, not a value to guess.
     with pytest.raises(ConfigError, match=field):
         from_mapping({"base_model": "m", "data": "d", "output_dir": "o", field: value})
+
+
+def test_the_shipped_stellarspeak_training_config_reads_with_its_defaults() -> None:
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    values = tomllib.loads((ROOT / "corpus" / "train_stellarspeak.toml").read_text(encoding="utf-8"))
+    config = from_mapping(values, "corpus/train_stellarspeak.toml")
+    assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (8, 16, 0.05)
+    assert config.lora_target_modules == ("q_proj", "k_proj", "v_proj", "o_proj")
+    assert (config.batch_size, config.learning_rate, config.num_epochs, config.template) == (
+        256,
+        1e-4,
+        3,
+        "stellarspeak",
+    )
