@@ -202,5 +202,43 @@ def report(
     typer.echo(str(path))
 
 
+sources_app = typer.Typer(help="Upstream source files.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("fetch")
+def sources_fetch(
+    recipe: Annotated[Path, typer.Argument(help="The recipe whose [[sources.fetch]] pins to download.")] = Path(
+        "corpus/stellarspeak.toml"
+    ),
+    sources: SourcesOpt = None,
+    mirror: Annotated[
+        list[str] | None,
+        typer.Option("--mirror", help="FROM=TO: fetch URLs starting with FROM from TO instead (a local mirror)."),
+    ] = None,
+) -> None:
+    """Download the recipe's pinned upstream files into --sources, verifying their sha256."""
+    from .fetch import fetch_sources
+    from .recipe import load_recipe
+
+    mirrors = {}
+    for item in mirror or []:
+        prefix, equals, replacement = item.partition("=")
+        if not equals or not prefix:
+            raise _fail(StellarDataError(f"--mirror {item!r}: expected FROM=TO"))
+        mirrors[prefix] = replacement
+    try:
+        loaded = load_recipe(recipe, sources_dir=sources)
+        with _progress_bars() as report:
+            fetched = fetch_sources(loaded, mirrors=mirrors, progress=report)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    counts = {}
+    for item in fetched:
+        counts[item.action] = counts.get(item.action, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    console.print(f"{len(fetched)} files in {loaded.sources_dir}: {summary}", highlight=False)
+
+
 if __name__ == "__main__":
     app()

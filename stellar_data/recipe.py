@@ -18,6 +18,15 @@ from .steps.mix import CategoryTarget, MixConfig
 
 
 @dataclass(frozen=True)
+class FetchSpec:
+    path: str
+    sha256: str
+    url: str | None = None
+    hub: dict[str, str] | None = None
+    """{repo_id, filename, revision, repo_type}."""
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """One `[[sources]]` entry."""
 
@@ -37,6 +46,8 @@ class SourceSpec:
     options: dict[str, Any] = field(default_factory=dict)
     holdout: HoldoutConfig | None = None
     expand: ExpandConfig | None = None
+    fetch: tuple[FetchSpec, ...] = ()
+    """Where `stellar-data sources fetch` gets the files (pinned URLs or Hub revisions, sha256)."""
 
     @property
     def dedup_rank(self) -> int:
@@ -60,6 +71,8 @@ class Recipe:
     train_json: bool
     sources: tuple[SourceSpec, ...]
     mix: MixConfig | None = None
+    text: str = ""
+    """The recipe file as read (recorded in the manifest and the dataset card)."""
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -212,6 +225,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
             options=_resolve_options(
                 recipe_path, s["adapter"], s.get("options", {}), f"sources[{index}] (source {s['name']!r})"
             ),
+            fetch=tuple(FetchSpec(f["path"], f["sha256"], f.get("url"), f.get("hub")) for f in s.get("fetch", [])),
             holdout=step_configs[index][0],
             expand=step_configs[index][1],
         )
@@ -232,6 +246,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         train_json=document.get("output", {}).get("train_json", True),
         sources=sources,
         mix=_mix_config(document.get("mix")),
+        text=raw.decode("utf-8"),
     )
 
 

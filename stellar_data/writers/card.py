@@ -1,10 +1,16 @@
-"""The corpus README.md: a short dataset card whose YAML `configs:` name each data folder, so
-`datasets.load_dataset(DIR)` finds the splits (and the Hub's viewer does, once published).
+"""The dataset card (README.md) of a corpus, locally and on the Hub.
 
-`dataset_info` gives each config's features (from the explicit Arrow schema) and exact sizes. Beyond
-documenting the data, it keys `datasets`' cache: for a local folder that cache is named by the
-folder and a hash of the card, not of the files, so without exact sizes a rebuilt corpus (or another
-one in a folder of the same name) would be served from the stale cache.
+YAML metadata: `configs` (data files per config and split, so `datasets.load_dataset` finds them),
+`dataset_info` (features from the explicit Arrow schemas, exact num_examples and num_bytes), licence,
+language, task categories, size category, tags. The body: sources with licences and pinned
+commits, the recipe, the mixture, the seed, quarantine counts, how to load.
+
+`dataset_info` also keys `datasets`' cache: for a local folder that cache is named by the folder and
+a hash of the card, not of the files, so without exact sizes a rebuilt corpus (or another one in a
+folder of the same name) would be served from the stale cache.
+
+Publishing merges this metadata into the YAML a repository's card already has (`merge_metadata`):
+the keys written here win, every other key is kept.
 """
 
 from __future__ import annotations
@@ -12,128 +18,213 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import yaml
 
 from ..record import RECORD_SCHEMA
 from .heldout import HELDOUT_DIR, HELDOUT_SCHEMA
 
-_TABLE_SCHEMAS = {HELDOUT_DIR: HELDOUT_SCHEMA}
+TABLE_SCHEMAS = {HELDOUT_DIR: HELDOUT_SCHEMA}
 _DTYPES = {pa.string(): "string", pa.int64(): "int64", pa.int32(): "int32", pa.bool_(): "bool", pa.float64(): "float64"}
-
-
-def _yaml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _features(schema_fields: list[pa.Field], indent: str) -> list[str]:
-    lines = []
-    for field in schema_fields:
-        lines.append(f"{indent}- name: {field.name}")
-        if pa.types.is_list(field.type) and pa.types.is_struct(field.type.value_type):
-            lines.append(f"{indent}  list:")
-            lines += _features(list(field.type.value_type), indent + "  ")
-        else:
-            lines.append(f"{indent}  dtype: {_DTYPES[field.type]}")
-    return lines
-
-
-def _dataset_info(config: str, schema: pa.Schema, splits: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [f"- config_name: {config}", "  features:", *_features(list(schema), "  ")]
-    lines.append("  splits:")
-    for name, split in splits.items():
-        lines += [f"  - name: {name}", f"    num_bytes: {split['num_bytes']}", f"    num_examples: {split['records']}"]
-    lines.append(f"  download_size: {sum(s['download_size'] for s in splits.values())}")
-    lines.append(f"  dataset_size: {sum(s['num_bytes'] for s in splits.values())}")
-    return lines
-
-
-def render_card(manifest: dict[str, Any]) -> str:
-    splits = manifest["splits"]
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in ("train", "validation"):
-        if splits.get(split, {}).get("records"):
-            lines += [f"  - split: {split}", f"    path: {_yaml_str(f'data/{split}-*.parquet')}"]
-    for name in manifest["tables"]:
-        lines += [
-            f"- config_name: {name}",
-            "  data_files:",
-            "  - split: test",
-            f"    path: {_yaml_str(f'{name}/test-*.parquet')}",
-        ]
-    lines += ["- config_name: quarantine", "  data_files:", "  - split: quarantine", '    path: "quarantine.parquet"']
-    lines += [
-        "dataset_info:",
-        *_dataset_info("default", RECORD_SCHEMA, {k: v for k, v in splits.items() if v["records"]}),
-    ]
-    for name, table in manifest["tables"].items():
-        lines += _dataset_info(name, _TABLE_SCHEMAS[name], {"test": table})
-    languages = sorted(
-        {s["lang"] for s in manifest["sources"].values() if s["lang"] != "auto"} | set(manifest["languages"])
-    )
-    lines += ["language:"] + [f"- {lang}" for lang in languages]
-    lines += ["task_categories:", "- text-generation", "---", ""]
-
-    recipe = manifest["recipe"]
-    body = [
-        f"# {manifest['corpus']}",
-        "",
-        manifest.get("description") or "Instruction-tuning corpus built by stellar-data.",
-        "",
-        f"Built from recipe `{recipe['path']}` (sha256 `{recipe['sha256'][:12]}`) with seed {manifest['seed']}.",
-        "",
-        _row("split", "records"),
-        _row("---", "---"),
-        *(_row(split, info["records"]) for split, info in splits.items()),
-        *(_row(f"{name} (test, own config)", info["records"]) for name, info in manifest["tables"].items()),
-        "",
-        _row(*_SOURCE_COLUMNS),
-        _row(*["---"] * len(_SOURCE_COLUMNS)),
-        *(_source_row(name, source) for name, source in manifest["sources"].items()),
-        "",
-        "```python",
-        "import datasets, polars as pl",
-        'ds = datasets.load_dataset("path/to/this/folder")',
-        'train = pl.scan_parquet("path/to/this/folder/data/train-*.parquet")',
-        "```",
-        "",
-        "`train.json` holds the train split in alpaca-lora's format; `quarantine.parquet` every rejected item",
-        "with its reason; `manifest.json` the per-step counts, versions and file checksums.",
-        "",
-    ]
-    return "\n".join(lines + body)
-
-
-_SOURCE_COLUMNS = (
-    "source",
-    "category",
-    "lang",
-    "licence",
-    "read",
-    "quarantined",
-    "excluded",
-    "duplicates",
-    "train",
-    "validation",
+_SIZES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
 )
+
+
+def features(schema_fields: list[pa.Field]) -> list[dict[str, Any]]:
+    """`datasets` features in card form, from an Arrow schema (flat fields and lists of structs)."""
+    out: list[dict[str, Any]] = []
+    for field in schema_fields:
+        if pa.types.is_list(field.type) and pa.types.is_struct(field.type.value_type):
+            out.append({"name": field.name, "list": features(list(field.type.value_type))})
+        else:
+            out.append({"name": field.name, "dtype": _DTYPES[field.type]})
+    return out
+
+
+def _dataset_info(config: str, schema: pa.Schema, splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "config_name": config,
+        "features": features(list(schema)),
+        "splits": [{"name": n, "num_bytes": s["num_bytes"], "num_examples": s["records"]} for n, s in splits.items()],
+        "download_size": sum(s["download_size"] for s in splits.values()),
+        "dataset_size": sum(s["num_bytes"] for s in splits.values()),
+    }
+
+
+def licence_metadata(manifest: dict[str, Any]) -> dict[str, str]:
+    """The one licence when every source declares the same, else `other` (each listed in the body)."""
+    licences = {s.get("license") or "unknown" for s in manifest["sources"].values() if s["status"] == "ok"}
+    if len(licences) == 1 and "unknown" not in licences:
+        return {"license": licences.pop()}
+    return {"license": "other", "license_name": "mixed-per-source"}
+
+
+def size_category(records: int) -> str:
+    return next((label for limit, label in _SIZES if records < limit), "n>100M")
+
+
+def card_metadata(manifest: dict[str, Any], *, include_quarantine: bool) -> dict[str, Any]:
+    splits = {name: split for name, split in manifest["splits"].items() if split["records"]}
+    configs = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in splits],
+        }
+    ]
+    infos = [_dataset_info("default", RECORD_SCHEMA, splits)]
+    for name, table in manifest["tables"].items():
+        configs.append({"config_name": name, "data_files": [{"split": "test", "path": f"{name}/test-*.parquet"}]})
+        infos.append(_dataset_info(name, TABLE_SCHEMAS[name], {"test": table}))
+    if include_quarantine:
+        configs.append(
+            {"config_name": "quarantine", "data_files": [{"split": "quarantine", "path": "quarantine.parquet"}]}
+        )
+    records = sum(split["records"] for split in splits.values())
+    languages = sorted(set(manifest["languages"]))
+    return {
+        **licence_metadata(manifest),
+        "language": languages,
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(records)],
+        "tags": sorted({"instruction-tuning", "sft", "stellarspeak", *manifest["categories"]}),
+        "pretty_name": manifest["corpus"],
+        "configs": configs,
+        "dataset_info": infos,
+    }
+
+
+def split_card(text: str) -> tuple[dict[str, Any], str]:
+    """(YAML metadata, body) of a card; a card without a YAML header has empty metadata."""
+    if text.startswith("---\n"):
+        end = text.find("\n---", 4)
+        if end != -1:
+            loaded = yaml.safe_load(text[4:end]) or {}
+            if isinstance(loaded, dict):
+                return loaded, text[end + 4 :].lstrip("\n")
+    return {}, text
+
+
+def merge_metadata(existing: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """The repository's own keys kept, ours written over them (ours are facts of this build)."""
+    return {**existing, **ours}
+
+
+def render(metadata: dict[str, Any], body: str) -> str:
+    header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{header}---\n\n{body}"
 
 
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _source_row(name: str, source: dict[str, Any]) -> str:
-    c = source["counts"]
-    return _row(
-        name,
-        source["category"],
-        source["lang"],
-        source.get("license") or "unspecified",
-        c["read"],
-        sum(c["quarantined"].values()),
-        sum(c["excluded"].values()),
-        c["duplicates"],
-        c["held_out"],
-        c["train"],
-        c["validation"],
-        c["records"]["train"],
-        c["records"]["validation"],
-    )
+def card_body(manifest: dict[str, Any]) -> str:
+    recipe = manifest["recipe"]
+    lines = [
+        f"# {manifest['corpus']}",
+        "",
+        manifest.get("description") or "Instruction-tuning corpus built by stellar-data.",
+        "",
+        f"Built by stellar-data from recipe `{recipe['path']}` (sha256 `{recipe['sha256'][:12]}`), "
+        f"seed {manifest['seed']}.",
+        "",
+        "## Splits",
+        "",
+        _row("config", "split", "records"),
+        _row("---", "---", "---"),
+        *(_row("default", name, split["records"]) for name, split in manifest["splits"].items()),
+        *(_row(name, "test", table["records"]) for name, table in manifest["tables"].items()),
+        "",
+        "## Sources",
+        "",
+        _row(
+            "source",
+            "category",
+            "licence",
+            "upstream (pinned)",
+            "items read",
+            "quarantined",
+            "excluded",
+            "duplicates",
+            "held out",
+            "train records",
+            "validation records",
+        ),
+        _row(*["---"] * 11),
+    ]
+    for name, source in manifest["sources"].items():
+        c = source["counts"]
+        lines.append(
+            _row(
+                name,
+                source["category"],
+                source.get("license") or "unspecified",
+                source.get("url") or "-",
+                c["read"],
+                sum(c["quarantined"].values()),
+                sum(c["excluded"].values()),
+                c["duplicates"],
+                c["held_out"],
+                c["records"]["train"],
+                c["records"]["validation"],
+            )
+        )
+    mix = manifest.get("mix")
+    if mix:
+        lines += [
+            "",
+            "## Mixture (train split)",
+            "",
+            _row("category", "available", "target", "achieved", "target share", "achieved share", "capped"),
+            _row(*["---"] * 7),
+        ]
+        for category, plan in mix["categories"].items():
+            lines.append(
+                _row(
+                    category,
+                    plan["available"],
+                    plan["target"],
+                    plan["achieved"],
+                    f"{plan['target_share']:.1%}",
+                    f"{plan['achieved_share']:.1%}",
+                    "yes" if plan["capped"] else "no",
+                )
+            )
+    quarantine = manifest["quarantine"]
+    lines += ["", "## Quarantine", "", f"{quarantine['records']} items rejected, by rule:", ""]
+    lines += [f"- `{rule}`: {n}" for rule, n in quarantine["by_rule"].items()]
+    lines += [
+        "",
+        "## Load",
+        "",
+        "```python",
+        "import datasets",
+        'corpus = datasets.load_dataset("<this repository or folder>")             # train / validation',
+        *(f'{name} = datasets.load_dataset("<this repository or folder>", "{name}")' for name in manifest["tables"]),
+        "```",
+        "",
+    ]
+    if recipe.get("text"):
+        lines += [
+            "## Recipe",
+            "",
+            "<details><summary>" + recipe["path"] + "</summary>",
+            "",
+            "```toml",
+            recipe["text"].rstrip(),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def render_card(manifest: dict[str, Any]) -> str:
+    """The card written into a built corpus folder (with a `quarantine` config for the local file)."""
+    return render(card_metadata(manifest, include_quarantine=True), card_body(manifest))

@@ -155,7 +155,7 @@ def build_manifest(
         "format_version": FORMAT_VERSION,
         "corpus": recipe.name,
         "description": recipe.description,
-        "recipe": {"path": recipe.path.as_posix(), "sha256": recipe.sha256},
+        "recipe": {"path": recipe.path.as_posix(), "sha256": recipe.sha256, "text": recipe.text},
         "seed": recipe.seed,
         "versions": _versions(),
         "sources": sources,
