@@ -10,6 +10,7 @@ from .build import build
 from .corpus import Corpus, load
 from .errors import CorpusDirError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
 from .pipeline import plan_build
+from .publish import PublishError, PublishResult, publish
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 
@@ -18,6 +19,8 @@ __all__ = [
     "RECORD_SCHEMA",
     "Corpus",
     "CorpusDirError",
+    "PublishError",
+    "PublishResult",
     "QuarantineLimitError",
     "Recipe",
     "RecipeError",
@@ -28,4 +31,5 @@ __all__ = [
     "load",
     "load_recipe",
     "plan_build",
+    "publish",
 ]

@@ -202,6 +202,32 @@ def report(
     typer.echo(str(path))
 
 
+@app.command()
+def publish(
+    corpus_dir: Annotated[Path, typer.Argument(help="A built corpus directory.")],
+    repo_id: Annotated[str, typer.Argument(help="The dataset repository, e.g. user/stellarspeak.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch to commit to (created if missing).")
+    ] = None,
+    create_pr: Annotated[bool, typer.Option("--create-pr", help="Open a pull request instead of committing.")] = False,
+) -> None:
+    """Publish the corpus to the Hugging Face Hub in one atomic commit (token: HF_TOKEN or the login)."""
+    from .publish import publish as run_publish
+
+    try:
+        with _progress_bars() as report:
+            result = run_publish(
+                corpus_dir, repo_id, private=private, revision=revision, create_pr=create_pr, progress=report
+            )
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"published {len(result.added)} files, deleted {len(result.deleted)} stale ones in one commit: {result.commit_url}",
+        highlight=False,
+    )
+
+
 sources_app = typer.Typer(help="Upstream source files.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 
