@@ -223,7 +223,8 @@ def publish(
     except StellarDataError as exc:
         raise _fail(exc) from None
     console.print(
-        f"published {len(result.added)} files, deleted {len(result.deleted)} stale ones in one commit: {result.commit_url}",
+        f"published {len(result.added)} files, deleted {len(result.deleted)} stale ones in one commit: "
+        f"{result.commit_url}",
         highlight=False,
     )
 

@@ -140,6 +140,7 @@ def publish(
         additions.append(operation)
         if progress:
             progress("upload", done, len(files))
+    manifest = corpus.manifest
     for attempt in range(1, attempts + 1):
         plan = retry(lambda: _plan(api, repo_id, revision, corpus, additions), f"read {repo_id}")
         try:
@@ -147,7 +148,7 @@ def publish(
                 repo_id,
                 plan.operations,
                 commit_message=f"Publish {corpus.manifest['corpus']} (stellar-data)",
-                commit_description=f"recipe sha256 {corpus.manifest['recipe']['sha256']}, seed {corpus.manifest['seed']}",
+                commit_description=f"recipe sha256 {manifest['recipe']['sha256']}, seed {manifest['seed']}",
                 repo_type="dataset",
                 revision=revision,
                 create_pr=create_pr,
