@@ -25,7 +25,7 @@ from .report import write_report
 from .steps.base import SPLITS
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
-from .writers.manifest import MANIFEST_NAME, build_manifest, duplicate_quarantine, file_entries, write_manifest
+from .writers.manifest import MANIFEST_NAME, build_manifest, file_entries, removals_quarantine, write_manifest
 from .writers.parquet import WrittenSplit, write_shards
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
 from .writers.train_json import write_train_json
@@ -135,9 +135,7 @@ def _write_outputs(
         written += heldout.paths
         record_counts[heldout.paths[0]] = computed.held.height
         tables[HELDOUT_DIR] = _split_entry(staging, computed.held.height, heldout)
-    quarantine = computed.rejected
-    if computed.duplicates.height:
-        quarantine = pl.concat([quarantine, duplicate_quarantine(computed.duplicates)])
+    quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
     write_quarantine(quarantine, staging / QUARANTINE_NAME)
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = quarantine.height

@@ -36,7 +36,7 @@ Progress = Callable[[str, int, int], None]
 
 def apply_mirrors(url: str, mirrors: dict[str, str]) -> str:
     """Rewrite a URL whose prefix has a mirror (e.g. a local copy of raw.githubusercontent.com)."""
-    for prefix, replacement in mirrors.items():
+    for prefix, replacement in sorted(mirrors.items(), key=lambda kv: -len(kv[0])):  # the longest prefix wins
         if url.startswith(prefix):
             return replacement + url[len(prefix) :]
     return url
@@ -45,26 +45,30 @@ def apply_mirrors(url: str, mirrors: dict[str, str]) -> str:
 def _download(url: str, part: Path, progress: Progress | None, name: str, timeout: float) -> bool:
     """Append the rest of `url` to `part`; True when it resumed an earlier partial download."""
     start = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URLs come from the recipe
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and start:  # the part is already complete
             return True
         raise SourceFileError(f"{name}: download failed: HTTP {exc.code} from {url}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, ValueError, OSError) as exc:
         raise SourceFileError(f"{name}: download failed: {getattr(exc, 'reason', exc)} ({url})") from None
     with response:
         resumed = start > 0 and response.status == 206
-        mode = "ab" if resumed else "wb"
         total = int(response.headers.get("Content-Length") or 0) + (start if resumed else 0)
         done = start if resumed else 0
-        with part.open(mode) as handle:
-            while block := response.read(CHUNK):
-                handle.write(block)
-                done += len(block)
-                if progress:
-                    progress(name, done, total)
+        try:
+            with part.open("ab" if resumed else "wb") as handle:
+                while block := response.read(CHUNK):
+                    handle.write(block)
+                    done += len(block)
+                    if progress:
+                        progress(name, done, total)
+        except OSError as exc:  # a stalled or reset connection: keep what arrived
+            raise SourceFileError(f"{name}: download interrupted at {done} bytes ({exc}); run again to resume") from None
+    if total and done < total:  # the server closed early: keep the part, the next run resumes it
+        raise SourceFileError(f"{name}: download interrupted at {done} of {total} bytes ({url}); run again to resume")
     return resumed
 
 

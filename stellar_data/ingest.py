@@ -18,6 +18,8 @@ from .resources import load_schema
 from .sources import ADAPTERS, SourceFile
 from .steps.assemble import assemble
 from .steps.base import StepStats
+from .steps.fold import fold_texts
+from .steps.neardup import SIGNATURE, NearDupConfig, signatures
 from .steps.normalize import NormalizeConfig, normalize
 from .steps.validate import RecordValidator
 
@@ -33,6 +35,8 @@ class IngestTask:
     protected_terms: tuple[str, ...]
     records_path: Path | None = None
     """Where to write the records (Arrow IPC); None keeps them in the result (check / tests)."""
+    near_dedup: NearDupConfig | None = None
+    """When set, each record's MinHash signature is computed here, in the worker."""
 
 
 @dataclass
@@ -71,6 +75,20 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     )
 
 
+def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> pl.Series:
+    """Each record's instruction, input and output folded for similarity (fold.py); text a source
+    already converted with OpenCC is not converted again."""
+    joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
+    return fold_texts(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
+
+
+def with_signatures(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
+    config = task.near_dedup
+    folded = fold_records(frame, task.spec.opencc, task.protected_terms)
+    sig = signatures(folded, config, task.seed)
+    return frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, config.num_perm)))
+
+
 def _validation_quarantine(
     failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile
 ) -> pl.DataFrame:
@@ -100,6 +118,8 @@ def ingest(task: IngestTask) -> IngestResult:
     if failures:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
     frame = with_keys(frame, task)
+    if task.near_dedup is not None:
+        frame = with_signatures(frame, task)
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(

@@ -18,16 +18,18 @@ from pathlib import Path
 import polars as pl
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
-from .ingest import IngestResult, IngestTask, ingest
+from .ingest import IngestResult, IngestTask, fold_records, ingest
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
 from .sources import SourceFile
 from .steps.base import StepStats
-from .steps.dedup import RANK_COLUMNS, exact_dedup
+from .steps.decontaminate import decontaminate, eval_items, read_eval_set
+from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
 from .steps.expand import expand, load_templates
 from .steps.holdout import hold_out
 from .steps.mix import MixPlan, apply_mix, plan_mix
+from .steps.neardup import SIGNATURE, near_dedup
 from .steps.split import assign_splits
 from .steps.validate import RecordValidator
 from .writers.quarantine import rejection_counts
@@ -151,7 +153,9 @@ def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress 
     """Ingest every planned file, records to Arrow IPC files in `workdir`."""
     recipe = plan.recipe
     tasks = [
-        IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, workdir / f"{i:05d}.arrow")
+        IngestTask(
+            p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, workdir / f"{i:05d}.arrow", recipe.near_dedup
+        )
         for i, p in enumerate(plan.files)
     ]
     return run_ingest(tasks, workers, progress)
@@ -167,6 +171,10 @@ class Computed:
     """Quarantine rows from reading and validation (the quarantined / excluded counts)."""
     duplicates: pl.DataFrame
     """Exact duplicates dropped by dedup, with the id of the record kept (`kept_id`)."""
+    near_duplicates: pl.DataFrame
+    """Near-duplicates dropped, with `kept_id` and `similarity`."""
+    contaminated: pl.DataFrame
+    """Items removed by decontamination, with `eval_set`, `eval_id`, `overlap`, `span`."""
     final: pl.DataFrame
     """Train (mixed) and validation records, with `split` and the `_x_*` structured fields."""
     held: pl.DataFrame
@@ -176,6 +184,8 @@ class Computed:
     """Per category: {times a record appears in train: records}."""
     before_mix: dict[str, int] = field(default_factory=dict)
     """Train records per category before mixing."""
+    near_dup_report: dict | None = None
+    decontamination_report: dict | None = None
 
 
 def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
@@ -191,16 +201,32 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
             f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
         )
     strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
-    thin = records.select("id", "source", "group", "lang", "source_file", "_hash", "_split_u", *RANK_COLUMNS, *strata)
+    signature = [SIGNATURE] if SIGNATURE in records.columns else []
+    thin = records.select(
+        "id", "source", "group", "lang", "source_file", "_hash", "_split_u", *RANK_COLUMNS, *strata, *signature
+    )
     kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
+    near_report = None
+    if recipe.near_dedup is not None:
+        kept, near, near_stats, near_report = near_dedup(kept, recipe.near_dedup)
+    else:
+        near, near_stats = kept.clear(), per_source_stats("neardup", kept, kept.clear(), "near_duplicate")
+    kept = kept.drop(signature)
     holdouts = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
     kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
+    held_records = records.join(held.select("id"), on="id", how="semi")
+    kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
     assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
-    for step_stats in (*dedup_stats.values(), *holdout_stats.values(), *split_stats.values()):
+    for step_stats in (
+        *dedup_stats.values(),
+        *near_stats.values(),
+        *holdout_stats.values(),
+        *decon_stats.values(),
+        *split_stats.values(),
+    ):
         stats[(step_stats.step, step_stats.source)] = step_stats
     final = records.join(assigned.select("id", "split"), on="id", how="inner")
     final = _expand(recipe, final, stats)
-    held_records = records.join(held.select("id"), on="id", how="semi")
 
     train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
     # Every category a source declares, with 0 where no record reached train (an empty category).
@@ -220,7 +246,60 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
             step_stats.notes.update({"copies": 0, "records": n})
         stats[("mix", spec.name)] = step_stats
     final = pl.concat([train, validation], how="diagonal_relaxed")
-    return Computed(stats, rejected, duplicates, final, held_records, mix_plan, factors, before_mix)
+    return Computed(
+        stats,
+        rejected,
+        duplicates,
+        near,
+        contaminated,
+        final,
+        held_records,
+        mix_plan,
+        factors,
+        before_mix,
+        near_report,
+        decon_report,
+    )
+
+
+def _decontaminate(
+    recipe: Recipe, records: pl.DataFrame, kept: pl.DataFrame, held: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats], dict | None]:
+    """Remove kept items holding a held-out question or a declared eval set's question."""
+    config = recipe.decontaminate
+    if config is None:
+        return kept, kept.clear(), per_source_stats("decontaminate", kept, kept.clear(), "contaminated"), None
+    items = []
+    if config.heldout and held.height and "_x_question" in held.columns:
+        options = held.select(pl.concat_str([f"_x_option_{c}" for c in "ABCDE"], separator=" ")).to_series()
+        answers = [o.strip() or a for o, a in zip(options.to_list(), held["_x_answer"].to_list(), strict=True)]
+        items += eval_items(
+            held["_x_question"].to_list(),
+            answers,
+            held["id"].to_list(),
+            "astro_qa_heldout",
+            config,
+            recipe.protected_terms,
+        )
+    for spec in config.eval_sets:
+        questions, answers, ids = read_eval_set(spec, recipe.sources_dir)
+        items += eval_items(questions, answers, ids, spec.name, config, recipe.protected_terms)
+    text = kept.select("id", "source").join(
+        records.select("id", "instruction", "input", "output"), on="id", how="left", maintain_order="left"
+    )
+    folded = pl.Series("folded", [], dtype=pl.String)
+    opencc = {s.name: s.opencc for s in recipe.sources}
+    parts = []
+    for source in text["source"].unique(maintain_order=True).to_list():
+        part = text.with_row_index("_position").filter(pl.col("source") == source)
+        parts.append(
+            part.select("_position").with_columns(
+                fold_records(part, opencc[source], recipe.protected_terms).alias("folded")
+            )
+        )
+    if parts:
+        folded = pl.concat(parts).sort("_position")["folded"]
+    return decontaminate(kept, folded, items, config)
 
 
 def _expand(recipe: Recipe, final: pl.DataFrame, stats: dict[tuple[str, str], StepStats]) -> pl.DataFrame:

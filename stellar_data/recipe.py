@@ -12,9 +12,11 @@ import jsonschema
 
 from .errors import RecipeError
 from .resources import load_schema
+from .steps.decontaminate import DecontaminateConfig, EvalSetSpec
 from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
 from .steps.mix import CategoryTarget, MixConfig
+from .steps.neardup import NearDupConfig
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Recipe:
     train_json: bool
     sources: tuple[SourceSpec, ...]
     mix: MixConfig | None = None
+    near_dedup: NearDupConfig | None = None
+    decontaminate: DecontaminateConfig | None = None
     text: str = ""
     """The recipe file as read (recorded in the manifest and the dataset card)."""
 
@@ -246,6 +250,8 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         train_json=document.get("output", {}).get("train_json", True),
         sources=sources,
         mix=_mix_config(document.get("mix")),
+        near_dedup=_near_dedup_config(document.get("near_dedup"), str(recipe_path)),
+        decontaminate=_decontaminate_config(document.get("decontaminate")),
         text=raw.decode("utf-8"),
     )
 
@@ -258,3 +264,45 @@ def _mix_config(section: dict[str, Any] | None) -> MixConfig | None:
         for name, t in section["categories"].items()
     }
     return MixConfig(categories, section.get("total"), section.get("anchor"))
+
+
+def _near_dedup_config(section: dict[str, Any] | None, origin: str) -> NearDupConfig | None:
+    if section is None or not section.get("enabled", True):
+        return None
+    config = NearDupConfig(
+        section.get("threshold", 0.8),
+        section.get("num_perm", 64),
+        section.get("bands", 16),
+        section.get("ngram", 5),
+        tuple(section.get("exclude_sources", ())),
+    )
+    if config.num_perm % config.bands:
+        raise RecipeError(
+            f"recipe {origin}: near_dedup.bands {config.bands} does not divide num_perm {config.num_perm}"
+        )
+    return config
+
+
+def _decontaminate_config(section: dict[str, Any] | None) -> DecontaminateConfig | None:
+    if section is None:
+        return None
+    eval_sets = tuple(
+        EvalSetSpec(
+            e["name"],
+            e["path"],
+            e["question"],
+            e.get("id"),
+            e.get("answer"),
+            tuple(e.get("options", ())),
+            e.get("format", "auto"),
+        )
+        for e in section.get("eval_sets", [])
+    )
+    return DecontaminateConfig(
+        section.get("threshold", 0.5),
+        section.get("ngram_zh", 8),
+        section.get("ngram_en", 8),
+        section.get("min_eval_tokens", 20),
+        section.get("heldout", True),
+        eval_sets,
+    )

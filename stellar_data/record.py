@@ -6,6 +6,10 @@ import pyarrow as pa
 
 TEXT_FIELDS = ("instruction", "input", "output")
 
+EXTRA_PREFIX = "_x_"
+"""Columns holding an adapter's structured fields (RawItem.extra) beside the record columns, while a
+build runs; never written to the record shards."""
+
 RECORD_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),

@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..recipe import SourceSpec
-from ..record import QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
+from ..record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
 from ..sources.base import Entry, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
 from ..text import detect_lang
@@ -30,9 +30,6 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
         "raw": rejection.raw,
     }
 
-
-EXTRA_PREFIX = "_x_"
-"""Columns holding an adapter's structured fields (RawItem.extra), beside the record columns."""
 
 _RECORD_FRAME_SCHEMA = pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
 

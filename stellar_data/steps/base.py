@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-STEPS = ("read", "normalize", "validate", "dedup", "holdout", "split", "expand", "mix")
+STEPS = ("read", "normalize", "validate", "dedup", "neardup", "holdout", "decontaminate", "split", "expand", "mix")
 """Every step, in pipeline order; per source, each step's `kept` is the next one's `total`
 (for expand and mix, which make records from items, `notes.records` is what they put out)."""
 SPLITS = ("train", "validation")

@@ -16,8 +16,7 @@ from functools import cache
 import opencc
 import polars as pl
 
-from ..record import TEXT_FIELDS
-from .assemble import EXTRA_PREFIX
+from ..record import EXTRA_PREFIX, TEXT_FIELDS
 from .base import StepStats
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"

@@ -50,8 +50,9 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
         rejected = sum(c["quarantined"].values()) + sum(c["excluded"].values())
         if c["read"] != c["valid"] + rejected:
             problems.append(f"{name}: read {c['read']} != valid {c['valid']} + rejected {rejected}")
-        if c["valid"] != c["kept"] + c["duplicates"] + c["held_out"]:
-            parts = f"kept {c['kept']} + duplicates {c['duplicates']} + held out {c['held_out']}"
+        removed = c["duplicates"] + c["near_duplicates"] + c["held_out"] + c["decontaminated"]
+        if c["valid"] != c["kept"] + removed:
+            parts = f"kept {c['kept']} + duplicates, near-duplicates, held out and decontaminated {removed}"
             problems.append(f"{name}: valid {c['valid']} != {parts}")
         mix = c["mix"]
         if c["records"]["train"] != mix["before"] - mix["downsampled"] + mix["copies"]:
@@ -77,20 +78,56 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     staging.replace(path)
 
 
-def duplicate_quarantine(duplicates: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine rows for exact duplicates, naming the record kept."""
-    rows = duplicates.select(
+def removal_quarantine(removed: pl.DataFrame, rule: str, message: pl.Expr) -> pl.DataFrame:
+    """Quarantine rows (deliberate) for items a global step removed, with the step's evidence."""
+    rows = removed.select(
         "source",
         pl.col("source_file").alias("file"),
         pl.format("record {}", pl.col("source_row")).alias("location"),
         pl.col("source_row").alias("row"),
-        pl.lit("duplicate").alias("rule"),
-        pl.format("same normalized content as {}", pl.col("kept_id")).alias("message"),
+        pl.lit(rule).alias("rule"),
+        message.alias("message"),
         pl.lit(True).alias("deliberate"),
         "id",
         pl.lit(None, dtype=pl.String).alias("raw"),
     )
     return pl.from_arrow(rows.to_arrow().cast(QUARANTINE_SCHEMA))
+
+
+def removals_quarantine(out: Computed) -> list[pl.DataFrame]:
+    """Exact duplicates, near-duplicates and contaminated items, each naming what it matched."""
+    frames = []
+    if out.duplicates.height:
+        frames.append(
+            removal_quarantine(
+                out.duplicates, "duplicate", pl.format("same normalized content as {}", pl.col("kept_id"))
+            )
+        )
+    if out.near_duplicates.height:
+        similarity = pl.col("similarity").round(3).cast(pl.String)
+        frames.append(
+            removal_quarantine(
+                out.near_duplicates,
+                "near_duplicate",
+                pl.format("near-duplicate of {} (estimated Jaccard {})", pl.col("kept_id"), similarity),
+            )
+        )
+    if out.contaminated.height:
+        overlap = (pl.col("overlap") * 100).round(0).cast(pl.Int64).cast(pl.String)
+        frames.append(
+            removal_quarantine(
+                out.contaminated,
+                "contaminated",
+                pl.format(
+                    "holds {} item {} ({}% of its n-grams): «{}»",
+                    pl.col("eval_set"),
+                    pl.col("eval_id"),
+                    overlap,
+                    pl.col("span"),
+                ),
+            )
+        )
+    return frames
 
 
 def _versions() -> dict[str, str]:
@@ -135,8 +172,10 @@ def build_manifest(
                 "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
                 "valid": chain["validate"].kept,
                 "duplicates": chain["dedup"].dropped.get("duplicate", 0),
+                "near_duplicates": chain["neardup"].dropped.get("near_duplicate", 0),
+                "decontaminated": chain["decontaminate"].dropped.get("contaminated", 0),
                 "held_out": chain["holdout"].dropped.get("held_out", 0),
-                "kept": chain["holdout"].kept,
+                "kept": chain["decontaminate"].kept,
                 "train": chain["split"].notes.get("train", 0),
                 "validation": chain["split"].notes.get("validation", 0),
                 "records": {split: records_per_split.get((spec.name, split), 0) for split in SPLITS},
@@ -163,6 +202,8 @@ def build_manifest(
         "splits": splits,
         "tables": tables,
         "mix": _mix_section(recipe, out),
+        "near_duplicates": out.near_dup_report,
+        "decontamination": out.decontamination_report,
         "breakdown": _breakdown(out),
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),

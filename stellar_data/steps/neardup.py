@@ -1,0 +1,158 @@
+"""Near-duplicates: MinHash signatures (per item, in the ingest workers) and LSH clustering (global).
+
+Signatures: the item's folded text (see fold.py) as n-gram shingles (5 Han characters or 5 words),
+hashed once each; one-permutation MinHash: the high bits of a shingle's hash pick one of K bins, the
+bin keeps the smallest low 32 bits; empty bins borrow from the next filled bin (densification). The
+share of equal bins between two signatures estimates the Jaccard similarity of their shingle sets.
+All numpy over the concatenated shingles of a batch: no Python loop per item.
+
+Clustering: LSH with `bands` x `rows` = K; items whose signatures agree on a whole band become
+candidates, each is checked against its bucket's first item (estimated Jaccard >= threshold), and
+accepted pairs are joined into clusters (union-find). Each cluster keeps one item by the same priority
+as exact dedup (source priority, recipe order, file, row); the others are dropped with evidence.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .base import StepStats
+from .dedup import RANK_COLUMNS, per_source_stats
+from .fold import ngram_hashes, token_hashes
+
+SIGNATURE = "_minhash"
+_EMPTY = np.uint32(0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class NearDupConfig:
+    threshold: float = 0.8
+    """Estimated Jaccard similarity at or above which two items are near-duplicates."""
+    num_perm: int = 64
+    """Signature size K (a power of two)."""
+    bands: int = 16
+    ngram: int = 5
+    exclude_sources: tuple[str, ...] = ()
+    """Sources left out (e.g. self-cognition prompts whose answers are identical on purpose)."""
+
+    @property
+    def rows(self) -> int:
+        return self.num_perm // self.bands
+
+
+def signatures(folded: pl.Series, config: NearDupConfig, seed: int) -> np.ndarray:
+    """(len(folded), K) uint32 signatures; an empty text's row is all 0xFFFFFFFF (never a duplicate)."""
+    k = config.num_perm
+    hashes, offsets = token_hashes(folded, seed)
+    grams, owner = ngram_hashes(hashes, offsets, config.ngram)
+    flat = np.full(len(folded) * k, _EMPTY, dtype=np.uint32)
+    bins = (grams >> np.uint64(64 - int(np.log2(k)))).astype(np.int64)
+    np.minimum.at(flat, owner * k + bins, (grams & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    return _densify(flat.reshape(len(folded), k))
+
+
+def _densify(sig: np.ndarray) -> np.ndarray:
+    """Fill each empty bin from the next filled bin to its right (cyclically), mixed with the distance."""
+    n, k = sig.shape
+    empty = sig == _EMPTY
+    if not empty.any():
+        return sig
+    position = np.arange(k)
+    index = np.where(empty, 2 * k, position)
+    doubled = np.concatenate([index, np.where(empty, 2 * k, position + k)], axis=1)
+    following = np.minimum.accumulate(doubled[:, ::-1], axis=1)[:, ::-1][:, :k]
+    filled = following < 2 * k  # rows with at least one filled bin
+    donor = np.where(filled, following % k, 0)
+    distance = (following - position).astype(np.uint32)
+    borrowed = sig[np.arange(n)[:, None], donor] + distance * np.uint32(0x9E3779B1)
+    return np.where(empty & filled, borrowed, sig).astype(np.uint32)
+
+
+def _band_keys(sig: np.ndarray, config: NearDupConfig) -> np.ndarray:
+    """(n, bands) uint64 keys: each band's rows combined."""
+    rows = config.rows
+    shaped = sig.reshape(len(sig), config.bands, rows).astype(np.uint64)
+    keys = np.zeros((len(sig), config.bands), dtype=np.uint64)
+    for r in range(rows):
+        keys = keys * np.uint64(0x100000001B3) + shaped[:, :, r] + np.uint64(r + 1)
+    return keys
+
+
+class _Clusters:
+    """Union-find over item positions."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, item: int) -> int:
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def join(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest position: the priority order
+
+
+def near_dedup(
+    thin: pl.DataFrame, config: NearDupConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats], dict[str, Any]]:
+    """thin: id, source, SIGNATURE and RANK_COLUMNS. Returns (kept, dropped with `kept_id` and
+    `similarity`, stats per source, a cluster report)."""
+    ranked = thin.sort(list(RANK_COLUMNS))
+    sig = ranked[SIGNATURE].to_numpy()
+    valid = ~(sig == _EMPTY).all(axis=1) & ~ranked["source"].is_in(list(config.exclude_sources)).to_numpy()
+    keys = _band_keys(sig, config)
+    clusters = _Clusters(len(ranked))
+    similarity: dict[int, float] = {}
+    positions = np.flatnonzero(valid)
+    for band in range(config.bands):
+        column = keys[positions, band]
+        order = np.argsort(column, kind="stable")
+        sorted_keys = column[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+            members = positions[order[start : start + size]]
+            first = members.min()
+            agree = (sig[members] == sig[first]).mean(axis=1)
+            for member, score in zip(members, agree, strict=True):
+                if member != first and score >= config.threshold:
+                    clusters.join(first, member)
+                    similarity[member] = max(similarity.get(member, 0.0), float(score))
+    roots = np.array([clusters.find(i) for i in range(len(ranked))], dtype=np.int64)
+    is_kept = roots == np.arange(len(ranked))
+    ids = ranked["id"].to_list()
+    dropped = ranked.filter(~pl.Series(is_kept)).with_columns(
+        pl.Series("kept_id", [ids[r] for r in roots[~is_kept]], dtype=pl.String),
+        pl.Series(
+            "similarity", [similarity.get(int(i), config.threshold) for i in np.flatnonzero(~is_kept)], dtype=pl.Float64
+        ),
+    )
+    kept = ranked.filter(pl.Series(is_kept))
+    report = _report(roots, ids, dropped)
+    return kept, dropped, per_source_stats("neardup", thin, dropped, "near_duplicate"), report
+
+
+def _report(roots: np.ndarray, ids: list[str], dropped: pl.DataFrame) -> dict[str, Any]:
+    sizes = Counter(Counter(roots.tolist()).values())
+    multi = {size: n for size, n in sizes.items() if size > 1}
+    biggest = (
+        dropped.group_by("kept_id")
+        .agg(pl.col("id").sort(), pl.col("similarity").min())
+        .sort(pl.col("id").list.len(), "kept_id", descending=[True, False])
+        .head(10)
+    )
+    return {
+        "clusters": sum(multi.values()),
+        "dropped": dropped.height,
+        "cluster_sizes": {str(size): n for size, n in sorted(multi.items())},
+        "largest": [{"kept": k, "dropped": d, "min_similarity": round(s, 3)} for k, d, s in biggest.iter_rows()],
+    }
