@@ -47,7 +47,7 @@ def _download(url: str, part: Path, progress: Progress | None, name: str, timeou
     start = part.stat().st_size if part.exists() else 0
     try:
         request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URLs come from the recipe
+        response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and start:  # the part is already complete
             return True
@@ -66,7 +66,9 @@ def _download(url: str, part: Path, progress: Progress | None, name: str, timeou
                     if progress:
                         progress(name, done, total)
         except OSError as exc:  # a stalled or reset connection: keep what arrived
-            raise SourceFileError(f"{name}: download interrupted at {done} bytes ({exc}); run again to resume") from None
+            raise SourceFileError(
+                f"{name}: download interrupted at {done} bytes ({exc}); run again to resume"
+            ) from None
     if total and done < total:  # the server closed early: keep the part, the next run resumes it
         raise SourceFileError(f"{name}: download interrupted at {done} of {total} bytes ({url}); run again to resume")
     return resumed

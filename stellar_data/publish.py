@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .corpus import Corpus, load
 from .errors import StellarDataError
-from .writers.card import card_body, card_metadata, merge_metadata, render, split_card
+from .writers.card import TABLE_SCHEMAS, card_body, card_metadata, merge_metadata, render, split_card
 
 CARD = "README.md"
 RETRY_REPLAN = (409, 412)
@@ -51,9 +51,36 @@ class _Plan:
     deleted: tuple[str, ...]
 
 
-def _status(exc: Exception) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of an error, or of the error it wraps (LFS upload errors are RuntimeErrors
+    around the HTTP error); 503 for a connection that failed (worth retrying)."""
+    for error in (exc, exc.__cause__):
+        response = getattr(error, "response", None)
+        if getattr(response, "status_code", None) is not None:
+            return response.status_code
+    if _is_transport_error(exc) or (exc.__cause__ is not None and _is_transport_error(exc.__cause__)):
+        return 503
+    return None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A failed connection (huggingface_hub's HTTP client raises its own transport errors)."""
+    return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__name__ in {
+        "ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError", "WriteError", "RemoteProtocolError",
+    }  # fmt: skip
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's message, and the one it wraps (the HTTP status of an LFS upload error)."""
+    return f"{exc} ({exc.__cause__})" if exc.__cause__ is not None else str(exc)
+
+
+def _is_hub_error(exc: BaseException) -> bool:
+    """What huggingface_hub raises for a failed request: HTTP errors (OSErrors), LFS upload errors
+    (RuntimeErrors wrapping them) and its HTTP client's transport errors. Anything else is a bug."""
+    return not isinstance(exc, StellarDataError) and (
+        isinstance(exc, OSError | RuntimeError) or _is_transport_error(exc)
+    )
 
 
 def published_files(corpus: Corpus) -> list[tuple[str, Path]]:
@@ -63,8 +90,9 @@ def published_files(corpus: Corpus) -> list[tuple[str, Path]]:
     return [(shard, corpus.path / shard) for shard in sorted(shards)]
 
 
-def published_folders(corpus: Corpus) -> tuple[str, ...]:
-    return ("data/", *(f"{name}/" for name in corpus.manifest["tables"]))
+def published_folders() -> tuple[str, ...]:
+    """Every folder a publish manages: a config this build no longer has loses its old shards too."""
+    return ("data/", *(f"{name}/" for name in TABLE_SCHEMAS))
 
 
 def _retrying(
@@ -73,9 +101,11 @@ def _retrying(
     for attempt in range(1, attempts + 1):
         try:
             return call()
-        except OSError as exc:  # huggingface_hub's HTTP errors are OSErrors
+        except Exception as exc:
+            if not _is_hub_error(exc):
+                raise
             if _status(exc) not in RETRY_LATER or attempt == attempts:
-                raise PublishError(f"{what}: {exc}") from None
+                raise PublishError(f"{what}: {_describe(exc)}") from None
             sleep(backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
@@ -92,7 +122,7 @@ def _plan(api, repo_id: str, revision: str | None, corpus: Corpus, additions: li
     metadata = merge_metadata(existing, card_metadata(corpus.manifest, include_quarantine=False))
     card = CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=render(metadata, card_body(corpus.manifest)).encode())
     ours = {op.path_in_repo for op in additions}
-    folders = published_folders(corpus)
+    folders = published_folders()
     stale = sorted(path for path in remote if path.startswith(folders) and path not in ours)
     operations = [*additions, card, *(CommitOperationDelete(path_in_repo=path) for path in stale)]
     return _Plan(info.sha, operations, (*sorted(ours), CARD), tuple(stale))
@@ -154,11 +184,13 @@ def publish(
                 create_pr=create_pr,
                 parent_commit=plan.parent,
             )
-        except OSError as exc:
+        except Exception as exc:
+            if not _is_hub_error(exc):
+                raise
             status = _status(exc)
             if status in RETRY_REPLAN + RETRY_LATER and attempt < attempts:
                 sleep(backoff_s * 2 ** (attempt - 1))
                 continue  # re-read the repository and re-plan
-            raise PublishError(f"commit to {repo_id}: {exc}") from None
+            raise PublishError(f"commit to {repo_id}: {_describe(exc)}") from None
         return PublishResult(repo_id, commit.oid, commit.commit_url, plan.added, plan.deleted, attempt)
     raise PublishError(f"commit to {repo_id}: gave up after {attempts} attempts")

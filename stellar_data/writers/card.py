@@ -109,9 +109,24 @@ def split_card(text: str) -> tuple[dict[str, Any], str]:
     return {}, text
 
 
+OWNED_KEYS = (
+    "license",
+    "license_name",
+    "language",
+    "task_categories",
+    "size_categories",
+    "tags",
+    "pretty_name",
+    "configs",
+    "dataset_info",
+)
+"""The metadata a build writes: on a re-publish these come from the new build only (a key it no
+longer writes, e.g. `license_name` once every source shares one licence, is dropped)."""
+
+
 def merge_metadata(existing: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
-    """The repository's own keys kept, ours written over them (ours are facts of this build)."""
-    return {**existing, **ours}
+    """The repository's other keys kept, ours (facts of this build) replacing every owned key."""
+    return {**{k: v for k, v in existing.items() if k not in OWNED_KEYS}, **ours}
 
 
 def render(metadata: dict[str, Any], body: str) -> str:
