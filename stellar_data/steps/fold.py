@@ -40,10 +40,14 @@ def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: 
 
 
 def token_hashes(folded: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(hash of every token of every text, offsets: text i's tokens are [offsets[i], offsets[i+1]))."""
-    tokens = folded.fill_null("").str.extract_all(r"\S+")
+    """(hash of every token of every text, offsets: text i's tokens are [offsets[i], offsets[i+1])).
+
+    Folded text has single spaces between tokens and none at the ends, so a literal split is exact
+    (and several times faster than a regex); an empty text becomes null, which has no tokens.
+    """
+    tokens = folded.replace("", None).str.split(" ")
     lengths = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
-    hashes = tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)  # empty lists explode to null
+    hashes = tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return hashes, offsets
