@@ -271,11 +271,17 @@ def _decontaminate(
         return kept, kept.clear(), per_source_stats("decontaminate", kept, kept.clear(), "contaminated"), None
     items = []
     if config.heldout and held.height and "_x_question" in held.columns:
-        options = held.select(pl.concat_str([f"_x_option_{c}" for c in "ABCDE"], separator=" ")).to_series()
-        answers = [o.strip() or a for o, a in zip(options.to_list(), held["_x_answer"].to_list(), strict=True)]
+        options = held.select(pl.concat_list([f"_x_option_{c}" for c in "ABCDE"])).to_series().to_list()
+        answers = held["_x_answer"].to_list()
+        types = held["_x_type"].to_list()
+        # Extras: the option texts of choice items, the reference answer of subjective ones.
+        extras = [
+            [o for o in opts if o] or ([a] if t == "subjective" else [])
+            for opts, a, t in zip(options, answers, types, strict=True)
+        ]
         items += eval_items(
             held["_x_question"].to_list(),
-            answers,
+            extras,
             held["id"].to_list(),
             "astro_qa_heldout",
             config,

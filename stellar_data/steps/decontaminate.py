@@ -6,9 +6,10 @@ as `Question,A,B,C,D,Answer`, JSONL, JSON, Parquet, through a column mapping). T
 spacing or traditional characters do not hide a question, and neither does a template around it.
 
 An item is contaminated by an eval question when its text holds at least `threshold` of the
-question's n-grams (8 Han characters, or 8 words). An eval question shorter than `min_eval_tokens`
-tokens is compared with its answer (or options) added: a short question alone (a two-character term,
-"name the eight planets") would match any text that mentions it.
+question's n-grams (8 Han characters, or 8 words). A question shorter than `min_eval_tokens` tokens
+would match any text that mentions it (a two-character term, a generic stem such as 以下说法不正确的是),
+so the item must also hold `threshold` of the question's extras: its options and answer, each piece
+checked on its own (a prompt writes options with labels between them, `A. 木星 B. 土星`).
 A prefilter finds the items holding any eval n-gram at all (Aho-Corasick over the folded text, in
 polars); only those are scored.
 """
@@ -58,17 +59,26 @@ class DecontaminateConfig:
     eval_sets: tuple[EvalSetSpec, ...] = ()
 
 
+def _grams(tokens: tuple[str, ...], n: int) -> list[str]:
+    if len(tokens) < n:
+        return [" ".join(tokens)] if tokens else []
+    return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
 @dataclass(frozen=True)
 class EvalItem:
     eval_set: str
     item_id: str
     tokens: tuple[str, ...]
     n: int
+    extras: tuple[tuple[str, ...], ...] = ()
+    """Folded options / answer pieces, required as well when the question is short (see above)."""
 
     def grams(self) -> list[str]:
-        if len(self.tokens) < self.n:
-            return [" ".join(self.tokens)] if self.tokens else []
-        return [" ".join(self.tokens[i : i + self.n]) for i in range(len(self.tokens) - self.n + 1)]
+        return _grams(self.tokens, self.n)
+
+    def extra_grams(self) -> list[str]:
+        return [gram for piece in self.extras for gram in _grams(piece, self.n)]
 
 
 @dataclass
@@ -96,40 +106,40 @@ def _is_han(token: str) -> bool:
 
 def eval_items(
     questions: list[str],
-    answers: list[str],
+    extras: list[list[str]],
     ids: list[str],
     eval_set: str,
     config: DecontaminateConfig,
     protected_terms: tuple[str, ...] = (),
 ) -> list[EvalItem]:
-    folded_q = fold_texts(
-        pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
-    )
-    folded_a = fold_texts(
-        pl.Series(answers, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
-    )
+    """Folded eval questions; `extras` (options, answer) are kept for the short ones."""
+
+    def fold(texts: list[str]) -> list[str]:
+        return fold_texts(
+            pl.Series(texts, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
+        ).to_list()
+
+    pieces = [fold(item) if item else [] for item in extras]
     items = []
-    for item_id, question, answer in zip(ids, folded_q.to_list(), folded_a.to_list(), strict=True):
+    for item_id, question, extra in zip(ids, fold(questions), pieces, strict=True):
         tokens = tuple(question.split())
-        if len(tokens) < config.min_eval_tokens:
-            tokens += tuple(answer.split())
         if not tokens:
             continue
         han = sum(1 for t in tokens if _is_han(t))
-        items.append(
-            EvalItem(eval_set, item_id, tokens, config.ngram_zh if han * 2 >= len(tokens) else config.ngram_en)
-        )
+        n = config.ngram_zh if han * 2 >= len(tokens) else config.ngram_en
+        short = len(tokens) < config.min_eval_tokens
+        kept_extras = tuple(tuple(p.split()) for p in extra if p.split()) if short else ()
+        items.append(EvalItem(eval_set, item_id, tokens, n, kept_extras))
     return items
 
 
-def read_eval_set(spec: EvalSetSpec, root: Path) -> tuple[list[str], list[str], list[str]]:
-    """(questions, answers, ids) of a declared eval set file; one clear error naming a bad file."""
+def read_eval_set(spec: EvalSetSpec, root: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """(questions, extras, ids) of a declared eval set file: `extras` are each item's option texts and
+    answer (required too for short questions). One clear error naming a bad file or column."""
     path = root / spec.path
-    fmt = (
-        spec.format
-        if spec.format != "auto"
-        else {".csv": "csv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}.get(path.suffix.lower())
-    )
+    extensions = {".csv": "csv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
+    fmt = spec.format if spec.format != "auto" else extensions.get(path.suffix.lower())
+    where = f"eval set {spec.name}"
     try:
         if fmt == "parquet":
             rows = pq.read_table(path).to_pylist()
@@ -142,17 +152,23 @@ def read_eval_set(spec: EvalSetSpec, root: Path) -> tuple[list[str], list[str], 
             elif fmt == "json":
                 rows = json.loads(text)
             else:
-                raise SourceFileError(f"eval set {spec.name}: cannot tell the format of {spec.path}; set format")
+                raise SourceFileError(f"{where}: cannot tell the format of {spec.path}; set format")
     except FileNotFoundError:
-        raise SourceFileError(f"eval set {spec.name}: file not found: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, OSError) as exc:
-        raise SourceFileError(f"eval set {spec.name}: cannot read {spec.path}: {exc}") from None
-    if not rows or spec.question not in rows[0]:
-        raise SourceFileError(f"eval set {spec.name}: {spec.path} has no column {spec.question!r}")
-    questions = [" ".join(str(r.get(c) or "") for c in (spec.question, *spec.options)) for r in rows]
-    answers = [str(r.get(spec.answer) or "") if spec.answer else "" for r in rows]
+        raise SourceFileError(f"{where}: file not found: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, OSError, ValueError) as exc:
+        raise SourceFileError(f"{where}: cannot read {spec.path}: {exc}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SourceFileError(f"{where}: {spec.path} is not a list of records")
+    wanted = [spec.question, *spec.options, *(c for c in (spec.answer, spec.id) if c)]
+    missing = [c for c in wanted if rows and c not in rows[0]]
+    if not rows or missing:
+        names = ", ".join(map(repr, missing or [spec.question]))
+        raise SourceFileError(f"{where}: {spec.path} has no column {names}")
+    questions = [str(r.get(spec.question) or "") for r in rows]
+    extra_columns = (*spec.options, *([spec.answer] if spec.answer else []))
+    extras = [[str(r.get(c) or "") for c in extra_columns] for r in rows]
     ids = [str(r.get(spec.id)) if spec.id else str(i) for i, r in enumerate(rows)]
-    return questions, answers, ids
+    return questions, extras, ids
 
 
 def _span(item: EvalItem, shared: set[str]) -> str:
@@ -184,23 +200,30 @@ def decontaminate(
     patterns = [f" {gram} " for gram in index.by_gram]
     candidates = padded.str.contains_any(patterns) if patterns else pl.Series([False] * len(folded))
     hits: dict[int, tuple[str, str, float, str]] = {}
+    # Gram lengths to look for: each item's n, and the whole length of questions shorter than their n.
+    lengths = {min(item.n, len(item.tokens)) for item in items}
     for row in candidates.arg_true().to_list():
         tokens = folded[row].split()
         grams = set()
-        for n in {item.n for item in items}:
+        for n in lengths:
             grams.update(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-        grams.add(" ".join(tokens))  # a whole short text can equal a short question's single n-gram
         shared_by: dict[int, set[str]] = {}
         for gram in grams:
             for position in index.by_gram.get(gram, ()):
                 shared_by.setdefault(position, set()).add(gram)
-        best = max(shared_by.items(), key=lambda kv: (len(kv[1]) / index.sizes[kv[0]], -kv[0]), default=None)
-        if best is None:
+        text = padded[row]
+        scored = []
+        for position, shared in shared_by.items():
+            overlap = len(shared) / index.sizes[position]
+            extras = items[position].extra_grams()
+            if extras and sum(1 for g in extras if f" {g} " in text) / len(extras) < config.threshold:
+                continue  # a short question without its options / answer is not the eval item
+            scored.append((overlap, -position, shared))
+        if not scored:
             continue
-        position, shared = best
-        overlap = len(shared) / index.sizes[position]
+        overlap, negative_position, shared = max(scored, key=lambda s: (s[0], s[1]))
         if overlap >= config.threshold:
-            item = items[position]
+            item = items[-negative_position]
             hits[row] = (item.eval_set, item.item_id, overlap, _span(item, shared))
     mask = pl.Series([row in hits for row in range(frame.height)])
     removed = frame.filter(mask)

@@ -12,20 +12,17 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .normalize import ChineseConverter
+from .normalize import ChineseConverter, nfkc_sensitive_class
 
-TOKEN = r"\p{Han}|[\p{L}\p{N}--\p{Han}]+"
+TOKEN = r"\p{Han}|[\p{L}\p{M}\p{N}--\p{Han}]+"
 _SEPARATORS = r"[\p{P}\p{S}\s]+"
 _HAN = r"\p{Han}"
-_COMPAT = r"[\x{00A0}-\x{00BF}\x{2000}-\x{33FF}\x{F900}-\x{FFEF}\x{1D400}-\x{1D7FF}]"
-"""Ranges holding the compatibility characters NFKC changes (fullwidth forms, ligatures, circled
-and math letters...): only texts with one pay for NFKC."""
 
 
 def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
     """Each text folded to its space-joined tokens (see the module docstring)."""
     cleaned = texts.fill_null("").str.replace_all(_SEPARATORS, " ")
-    needs = cleaned.str.contains(_COMPAT)
+    needs = cleaned.str.contains(nfkc_sensitive_class())  # only texts NFKC can change pay for it
     if needs.any():
         rows = needs.arg_true()
         cleaned = cleaned.scatter(rows, cleaned.gather(rows).str.normalize("NFKC").str.replace_all(_SEPARATORS, " "))

@@ -56,6 +56,17 @@ def nfc_sensitive_class() -> str:
     canonical pair, Hangul vowel and trailing jamo. A text holding none of them is already NFC, so
     only the (rare) texts that hold one pay for normalization.
     """
+    return _sensitive_class(compatibility=False)
+
+
+@cache
+def nfkc_sensitive_class() -> str:
+    """As nfc_sensitive_class, for NFKC: compatibility decompositions (fullwidth forms, ligatures,
+    circled and math letters, ...) count too."""
+    return _sensitive_class(compatibility=True)
+
+
+def _sensitive_class(compatibility: bool) -> str:
     flagged = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
     for code in range(0x110000):
         if 0xD800 <= code <= 0xDFFF:
@@ -63,7 +74,7 @@ def nfc_sensitive_class() -> str:
         char = chr(code)
         decomposition = unicodedata.decomposition(char)
         canonical = bool(decomposition) and not decomposition.startswith("<")
-        if canonical or unicodedata.combining(char):
+        if canonical or unicodedata.combining(char) or (compatibility and decomposition):
             flagged.add(code)
         if canonical and len(parts := decomposition.split()) == 2:
             flagged.add(int(parts[1], 16))

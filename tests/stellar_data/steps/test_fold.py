@@ -1,0 +1,196 @@
+"""fold.py: the form in which near-duplicates and contamination are compared. NFKC, lower case,
+OpenCC t2s (protected terms kept), punctuation / symbols / whitespace folded to one space; each Han
+character is a token, every other run of letters or digits is one. token_hashes / ngram_hashes: the
+n-grams of consecutive tokens within each text (a short text is one gram, an empty one none)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stellar_data.steps.fold import fold_texts, ngram_hashes, token_hashes
+
+
+def fold(*texts: str | None, convert_traditional: bool = True, protected: tuple[str, ...] = ()) -> list[str]:
+    series = pl.Series(list(texts), dtype=pl.String)
+    return fold_texts(series, convert_traditional=convert_traditional, protected_terms=protected).to_list()
+
+
+def one(text: str | None, **kwargs: object) -> str:
+    return fold(text, **kwargs)[0]  # type: ignore[arg-type]
+
+
+# --- NFKC, case -----------------------------------------------------------------------------------
+
+
+def test_fullwidth_letters_and_digits_become_ascii_lower_case() -> None:
+    assert one("ＡＢＣ　１２３") == "abc 123"  # fullwidth letters, an ideographic space, fullwidth digits
+    assert one("ＡＢＣ１２３") == "abc123"  # one run of letters and digits: one token
+    assert one("ＡＢＣ１２３") == one("abc123") == one("ABC123")
+
+
+@pytest.mark.parametrize(
+    ("compat", "plain"),
+    [
+        ("ﬁnal", "final"),  # ligature
+        ("①②", "12"),  # circled digits
+        ("𝐀𝐁", "ab"),  # mathematical bold
+        ("Ⅻ", "xii"),  # roman numeral
+        ("e=mc²", "e mc2"),  # superscript
+        ("ｶﾞｲﾄﾞ", one("ガイド")),  # halfwidth katakana
+        ("Ｈｅｌｌｏ，　Ｗｏｒｌｄ！", "hello world"),  # fullwidth punctuation folds too
+    ],
+)
+def test_compatibility_characters_fold_like_their_nfkc_form(compat: str, plain: str) -> None:
+    assert one(compat) == plain
+
+
+def test_decomposed_accents_fold_like_precomposed() -> None:
+    """NFKC composes `e` + U+0301 into `é`: both spellings of a word are one token (eval-set files are
+    read as written, without the normalize step's NFC)."""
+    assert one("Schro\u0308dinger cafe\u0301") == one("Schrödinger café") == "schrödinger café"
+
+
+# --- traditional -> simplified ----------------------------------------------------------------------
+
+
+def test_traditional_characters_become_simplified() -> None:
+    assert one("天文學與觀測") == "天 文 学 与 观 测"
+    assert one("天文學與觀測") == one("天文学与观测")
+
+
+def test_traditional_is_left_alone_when_the_source_was_already_converted() -> None:
+    assert one("天文學", convert_traditional=False) == "天 文 學"
+
+
+def test_protected_term_is_kept_as_written() -> None:
+    assert one("蒭藁型變星", protected=("蒭藁",)) == "蒭 藁 型 变 星"
+    # without the protection OpenCC t2s writes 𫇴藁: the protection is what keeps the term
+    assert one("蒭藁型變星") != "蒭 藁 型 变 星"
+
+
+# --- punctuation, whitespace, tokens ----------------------------------------------------------------
+
+
+def test_punctuation_and_whitespace_fold_to_single_spaces() -> None:
+    variants = [
+        "What is a black hole?",
+        "  what   is a BLACK hole ",
+        "What, is a black-hole?!",
+        "What\tis\na\u3000black «hole»",
+        "what is a black hole",
+    ]
+    assert fold(*variants) == ["what is a black hole"] * len(variants)
+
+
+def test_chinese_punctuation_and_spacing_fold_away() -> None:
+    variants = [
+        "太阳系中最大的行星是？",
+        "太阳系中 最大的 行星是",
+        "“太阳系中，最大的行星是……”",
+        "太 阳 系 中 最 大 的 行 星 是",
+    ]
+    assert fold(*variants) == ["太 阳 系 中 最 大 的 行 星 是"] * len(variants)
+
+
+def test_each_han_character_is_a_token_and_words_are_tokens() -> None:
+    assert one("银河系Milky Way有2000亿颗恒星") == "银 河 系 milky way 有 2000 亿 颗 恒 星"
+    assert one("x_y don't 3.14") == "x y don t 3 14"
+
+
+def test_folded_text_has_no_punctuation_symbols_or_double_spaces() -> None:
+    texts = ["A+B=C; 1/2 -> 0.5 #tag @user $5 (ok) [x] {y}", "《红楼梦》：“好了歌”——【注】", "\n\n\t  ", "!!!"]
+    for folded in fold(*texts):
+        assert folded == folded.strip()
+        assert "  " not in folded
+        assert all(ch.isalnum() or ch == " " for ch in folded), folded
+
+
+def test_empty_and_null_texts_fold_to_empty() -> None:
+    assert fold(None, "", "  ", "。，！") == ["", "", "", ""]
+
+
+# --- token_hashes ---------------------------------------------------------------------------------
+
+
+def test_token_hashes_offsets_delimit_each_text() -> None:
+    folded = pl.Series(["a b c", "", "天 文", None, "x"], dtype=pl.String)
+    hashes, offsets = token_hashes(folded, seed=7)
+    assert offsets.tolist() == [0, 3, 3, 5, 5, 6]
+    assert hashes.dtype == np.uint64 and len(hashes) == 6
+    # the same token hashes the same wherever it is; the seed changes the hashes
+    again, _ = token_hashes(pl.Series(["x b"], dtype=pl.String), seed=7)
+    assert again[0] == hashes[5] and again[1] == hashes[1]
+    other, _ = token_hashes(folded, seed=8)
+    assert not np.array_equal(other, hashes)
+
+
+def test_token_hashes_of_nothing() -> None:
+    hashes, offsets = token_hashes(pl.Series([], dtype=pl.String), seed=1)
+    assert len(hashes) == 0 and offsets.tolist() == [0]
+
+
+# --- ngram_hashes ---------------------------------------------------------------------------------
+
+
+def grams_of(folded: list[str], n: int, seed: int = 3) -> list[set[int]]:
+    hashes, offsets = token_hashes(pl.Series(folded, dtype=pl.String), seed)
+    grams, owner = ngram_hashes(hashes, offsets, n)
+    assert len(grams) == len(owner)
+    return [set(grams[owner == i].tolist()) for i in range(len(folded))]
+
+
+def test_ngrams_are_consecutive_tokens_within_one_text() -> None:
+    texts = fold("the quick brown fox jumps over the lazy dog", "one two", "天文学是研究天体的科学")
+    hashes, offsets = token_hashes(pl.Series(texts), 3)
+    grams, owner = ngram_hashes(hashes, offsets, 3)
+    # 9 tokens -> 7 trigrams; 2 tokens (short) -> 1; 11 Han characters -> 9: none spans two texts
+    assert np.bincount(owner).tolist() == [7, 1, 9]
+    assert grams.dtype == np.uint64
+
+
+def test_ngram_set_of_a_text_is_a_subset_of_the_text_wrapped_in_other_words() -> None:
+    question = "a plane travels 1200 miles in 3 hours at the same rate how many hours"
+    zh = "太阳系中体积最大的行星是哪一颗"
+    for n in (1, 3, 5, 8):
+        plain, wrapped, unrelated = grams_of(
+            fold(question, f"Please answer this: {question} Think step by step.", "an unrelated sentence about cats"), n
+        )
+        assert plain and plain <= wrapped, n
+        assert not plain & unrelated, n
+        zh_plain, zh_wrapped = grams_of(fold(zh, f"你是一位资深天文学家。有人说“{zh}”，你怎么看？"), n)
+        assert zh_plain and zh_plain <= zh_wrapped, n
+
+
+def test_word_order_matters_within_an_ngram() -> None:
+    forward, backward = grams_of(["a b c d", "d c b a"], 4)
+    assert forward and backward and not forward & backward
+
+
+def test_a_short_text_gives_one_gram_and_an_empty_one_none() -> None:
+    sets = grams_of(["a b", "", "a b c d e f", "b", "a b"], 5)
+    assert [len(s) for s in sets] == [1, 0, 2, 1, 1]
+    assert sets[0] == sets[4]  # the same short text: the same gram
+    assert sets[0] != sets[3]
+
+
+def test_ngram_hashes_with_no_text_at_all() -> None:
+    grams, owner = ngram_hashes(np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64), 5)
+    assert len(grams) == len(owner) == 0
+    grams, owner = ngram_hashes(np.empty(0, dtype=np.uint64), np.zeros(3, dtype=np.int64), 5)
+    assert len(grams) == 0
+
+
+def test_ngram_hashes_are_deterministic_and_spread() -> None:
+    text = " ".join(f"w{i}" for i in range(400))
+    first, second = grams_of([text], 5), grams_of([text], 5)
+    assert first == second
+    assert len(first[0]) == 396  # distinct tokens: every 5-gram hash distinct (no collisions)
+    top_bits = {g >> 58 for g in first[0]}
+    assert len(top_bits) > 50  # the high bits (MinHash bins) are spread over most of the 64 bins
+
+
+def test_ngram_sizes_beyond_the_limit_are_refused() -> None:
+    with pytest.raises(ValueError, match="n-grams up to"):
+        ngram_hashes(np.zeros(20, dtype=np.uint64), np.array([0, 20]), 14)
