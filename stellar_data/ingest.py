@@ -23,6 +23,7 @@ from .steps.neardup import SIGNATURE, NearDupConfig, signatures
 from .steps.normalize import NormalizeConfig, normalize
 from .steps.validate import RecordValidator
 
+FOLDED = "_folded"
 KEY_COLUMNS = ("_hash", "_split_u", "_order", "_rank", "_source_order", "_file_index")
 
 
@@ -37,6 +38,8 @@ class IngestTask:
     """Where to write the records (Arrow IPC); None keeps them in the result (check / tests)."""
     near_dedup: NearDupConfig | None = None
     """When set, each record's MinHash signature is computed here, in the worker."""
+    keep_folded: bool = False
+    """Keep each record's folded text (`_folded`) for decontamination, so it is folded once, in parallel."""
 
 
 @dataclass
@@ -82,13 +85,6 @@ def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, .
     return fold_texts(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
 
 
-def with_signatures(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
-    config = task.near_dedup
-    folded = fold_records(frame, task.spec.opencc, task.protected_terms)
-    sig = signatures(folded, config, task.seed)
-    return frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, config.num_perm)))
-
-
 def _validation_quarantine(
     failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile
 ) -> pl.DataFrame:
@@ -118,8 +114,13 @@ def ingest(task: IngestTask) -> IngestResult:
     if failures:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
     frame = with_keys(frame, task)
-    if task.near_dedup is not None:
-        frame = with_signatures(frame, task)
+    if task.near_dedup is not None or task.keep_folded:
+        folded = fold_records(frame, task.spec.opencc, task.protected_terms)
+        if task.near_dedup is not None:
+            sig = signatures(folded, task.near_dedup, task.seed)
+            frame = frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, task.near_dedup.num_perm)))
+        if task.keep_folded:
+            frame = frame.with_columns(folded.alias(FOLDED))
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
-from .ingest import IngestResult, IngestTask, fold_records, ingest
+from .ingest import FOLDED, IngestResult, IngestTask, fold_records, ingest
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
@@ -216,6 +216,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
     held_records = records.join(held.select("id"), on="id", how="semi")
     kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
+    records = records.drop([c for c in (FOLDED, SIGNATURE) if c in records.columns])  # not needed any more
     assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
     for step_stats in (
         *dedup_stats.values(),
@@ -290,21 +291,21 @@ def _decontaminate(
     for spec in config.eval_sets:
         questions, answers, ids = read_eval_set(spec, recipe.sources_dir)
         items += eval_items(questions, answers, ids, spec.name, config, recipe.protected_terms)
-    text = kept.select("id", "source").join(
-        records.select("id", "instruction", "input", "output"), on="id", how="left", maintain_order="left"
-    )
-    folded = pl.Series("folded", [], dtype=pl.String)
-    opencc = {s.name: s.opencc for s in recipe.sources}
-    parts = []
-    for source in text["source"].unique(maintain_order=True).to_list():
-        part = text.with_row_index("_position").filter(pl.col("source") == source)
-        parts.append(
-            part.select("_position").with_columns(
-                fold_records(part, opencc[source], recipe.protected_terms).alias("folded")
-            )
+    if FOLDED in records.columns:  # folded by the ingest workers
+        folded = kept.select("id").join(records.select("id", FOLDED), on="id", how="left", maintain_order="left")[
+            FOLDED
+        ]
+    else:  # records ingested without it (check, tests): fold here
+        text = kept.select("id", "source").join(
+            records.select("id", "instruction", "input", "output"), on="id", how="left", maintain_order="left"
         )
-    if parts:
-        folded = pl.concat(parts).sort("_position")["folded"]
+        opencc = {s.name: s.opencc for s in recipe.sources}
+        parts = [
+            part.select("_position").with_columns(fold_records(part, opencc[source], recipe.protected_terms).alias("f"))
+            for source in text["source"].unique(maintain_order=True).to_list()
+            for part in [text.with_row_index("_position").filter(pl.col("source") == source)]
+        ]
+        folded = pl.concat(parts).sort("_position")["f"] if parts else pl.Series("f", [], dtype=pl.String)
     return decontaminate(kept, folded, items, config)
 
 
