@@ -154,7 +154,14 @@ def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress 
     recipe = plan.recipe
     tasks = [
         IngestTask(
-            p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, workdir / f"{i:05d}.arrow", recipe.near_dedup
+            p.spec,
+            p.file,
+            p.index,
+            recipe.seed,
+            recipe.protected_terms,
+            workdir / f"{i:05d}.arrow",
+            recipe.near_dedup,
+            keep_folded=recipe.decontaminate is not None,
         )
         for i, p in enumerate(plan.files)
     ]

@@ -119,7 +119,11 @@ def eval_items(
             pl.Series(texts, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
         ).to_list()
 
-    pieces = [fold(item) if item else [] for item in extras]
+    flat = fold([piece for item in extras for piece in item])  # one call for every piece
+    pieces, start = [], 0
+    for item in extras:
+        pieces.append(flat[start : start + len(item)])
+        start += len(item)
     items = []
     for item_id, question, extra in zip(ids, fold(questions), pieces, strict=True):
         tokens = tuple(question.split())
