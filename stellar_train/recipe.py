@@ -34,6 +34,7 @@ from .model import (
     text_tokenizer,
 )
 from .prompt import PromptTemplate
+from .tokenize import EncodeStats
 
 RUN_CONFIG = "train_config.json"
 log = logging.getLogger("stellar_train")
@@ -138,23 +139,9 @@ def train(config: TrainConfig) -> TrainResult:
     train_records = load_records(config.data, "train")
     if not train_records:
         raise DataError(f"data {config.data}: no train split (or it is empty)")
-    encoded, train_stats = encode_records(
-        train_records,
-        tokenize,
-        ids,
-        template,
-        config.cutoff_len,
-        config.cutoff_policy,
-        config.train_on_inputs,
-        tokenize_batch,
-    )
-    if not encoded:
-        raise DataError(f"data {config.data}: every train example was dropped ({train_stats.as_dict()})")
-    rows = pack(encoded, config.pack_len) if config.batching == "packed" else encoded
-    eval_rows, eval_stats = [], None
-    if config.validation_split:
-        records = load_records(config.data, config.validation_split) or []
-        eval_rows, eval_stats = encode_records(
+
+    def encode_split(records: list[dict[str, str]]) -> tuple[list, EncodeStats]:
+        return encode_records(
             records,
             tokenize,
             ids,
@@ -164,6 +151,14 @@ def train(config: TrainConfig) -> TrainResult:
             config.train_on_inputs,
             tokenize_batch,
         )
+
+    encoded, train_stats = encode_split(train_records)
+    if not encoded:
+        raise DataError(f"data {config.data}: every train example was dropped ({train_stats.as_dict()})")
+    rows = pack(encoded, config.pack_len) if config.batching == "packed" else encoded
+    eval_rows, eval_stats = [], None
+    if config.validation_split:
+        eval_rows, eval_stats = encode_split(load_records(config.data, config.validation_split) or [])
     tokenization = {"train": train_stats.as_dict(), "train_rows": len(rows)}
     log.info("tokenized train: %s -> %d rows (%s batching)", train_stats.as_dict(), len(rows), config.batching)
     if eval_stats is not None:
