@@ -18,7 +18,7 @@ from .resources import load_schema
 from .sources import ADAPTERS, SourceFile
 from .steps.assemble import assemble
 from .steps.base import StepStats
-from .steps.fold import fold_texts
+from .steps.fold import fold_tokens
 from .steps.neardup import SIGNATURE, NearDupConfig, signatures
 from .steps.normalize import NormalizeConfig, normalize
 from .steps.validate import RecordValidator
@@ -82,7 +82,13 @@ def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, .
     """Each record's instruction, input and output folded for similarity (fold.py); text a source
     already converted with OpenCC is not converted again."""
     joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
-    return fold_texts(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
+    return fold_tokens(joined, convert_traditional=opencc == "none", protected_terms=protected_terms).list.join(" ")
+
+
+def fold_record_tokens(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> pl.Series:
+    """As fold_records, as token lists (what signatures hash; joined only when decontamination needs text)."""
+    joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
+    return fold_tokens(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
 
 
 def _validation_quarantine(
@@ -115,12 +121,12 @@ def ingest(task: IngestTask) -> IngestResult:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
     frame = with_keys(frame, task)
     if task.near_dedup is not None or task.keep_folded:
-        folded = fold_records(frame, task.spec.opencc, task.protected_terms)
+        tokens = fold_record_tokens(frame, task.spec.opencc, task.protected_terms)
         if task.near_dedup is not None:
-            sig = signatures(folded, task.near_dedup, task.seed)
+            sig = signatures(tokens, task.near_dedup, task.seed)
             frame = frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, task.near_dedup.num_perm)))
         if task.keep_folded:
-            frame = frame.with_columns(folded.alias(FOLDED))
+            frame = frame.with_columns(tokens.list.join(" ").alias(FOLDED))
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(

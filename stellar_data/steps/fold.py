@@ -19,8 +19,8 @@ _SEPARATORS = r"[\p{P}\p{S}\s]+"
 _HAN = r"\p{Han}"
 
 
-def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
-    """Each text folded to its space-joined tokens (see the module docstring)."""
+def fold_tokens(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
+    """Each text folded to its list of tokens (see the module docstring)."""
     cleaned = texts.fill_null("").str.replace_all(_SEPARATORS, " ")
     needs = cleaned.str.contains(nfkc_sensitive_class())  # only texts NFKC can change pay for it
     if needs.any():
@@ -33,16 +33,22 @@ def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: 
             rows = han.arg_true()
             converted = ChineseConverter("t2s", protected_terms).convert(cleaned.gather(rows).to_list())
             cleaned = cleaned.scatter(rows, pl.Series(converted, dtype=pl.String))
-    return cleaned.str.extract_all(TOKEN).list.join(" ")
+    return cleaned.str.extract_all(TOKEN)
+
+
+def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
+    """Each text folded to its space-joined tokens (see the module docstring)."""
+    return fold_tokens(texts, convert_traditional=convert_traditional, protected_terms=protected_terms).list.join(" ")
 
 
 def token_hashes(folded: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(hash of every token of every text, offsets: text i's tokens are [offsets[i], offsets[i+1])).
 
-    Folded text has single spaces between tokens and none at the ends, so a literal split is exact
-    (and several times faster than a regex); an empty text becomes null, which has no tokens.
+    `folded` holds token lists (fold_tokens) or folded texts (fold_texts): those have single spaces
+    between tokens and none at the ends, so a literal split is exact (several times faster than a
+    regex); an empty text becomes null, which has no tokens.
     """
-    tokens = folded.replace("", None).str.split(" ")
+    tokens = folded if folded.dtype == pl.List(pl.String) else folded.replace("", None).str.split(" ")
     lengths = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
     hashes = tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

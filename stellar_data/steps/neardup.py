@@ -46,7 +46,8 @@ class NearDupConfig:
 
 
 def signatures(folded: pl.Series, config: NearDupConfig, seed: int) -> np.ndarray:
-    """(len(folded), K) uint32 signatures; an empty text's row is all 0xFFFFFFFF (never a duplicate)."""
+    """(len(folded), K) uint32 signatures of folded texts or token lists; an empty text's row is all
+    0xFFFFFFFF (never a duplicate)."""
     k = config.num_perm
     hashes, offsets = token_hashes(folded, seed)
     grams, owner = ngram_hashes(hashes, offsets, config.ngram)
