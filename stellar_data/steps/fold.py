@@ -66,34 +66,44 @@ def ngram_hashes(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.nd
     """Hashes of every n-gram of consecutive tokens within each text, and each one's text index.
 
     A text shorter than n tokens contributes one n-gram: all its tokens. Empty texts contribute none.
+    Computed in place over the whole batch (a few passes of uint64 arithmetic, no per-text loop).
     """
     if n > len(_MULTIPLIERS):
         raise ValueError(f"n-grams up to {len(_MULTIPLIERS)} tokens")
     total = len(hashes)
-    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    if total >= n:
+    lengths = np.diff(offsets)
+    texts = np.arange(len(lengths))
+    full = np.maximum(lengths - n + 1, 0)  # n-grams per text
+    if total >= n and full.any():
         count = total - n + 1
-        acc = hashes[:count] * _MULTIPLIERS[0]
+        acc = np.multiply(hashes[:count], _MULTIPLIERS[0])
+        scratch = np.empty_like(acc)
         for k in range(1, n):
-            acc += hashes[k : k + count] * _MULTIPLIERS[k]
-        inside = owner[:count] == owner[n - 1 : n - 1 + count]
-        grams, grams_owner = _mix(acc[inside]), owner[:count][inside]
+            np.multiply(hashes[k : k + count], _MULTIPLIERS[k], out=scratch)
+            acc += scratch
+        del scratch
+        # Valid starts: [offsets[t], offsets[t] + full[t]) for each text t, marked by +1 / -1 and summed.
+        marks = np.zeros(count + 1, dtype=np.int8)
+        has = full > 0
+        np.add.at(marks, offsets[:-1][has], 1)
+        np.add.at(marks, offsets[:-1][has] + full[has], -1)
+        grams = _mix(acc[np.cumsum(marks[:-1], dtype=np.int8) > 0])
+        grams_owner = np.repeat(texts, full)
     else:
         grams, grams_owner = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
-    lengths = np.diff(offsets)
     nonempty = np.flatnonzero(lengths > 0)
     short = lengths[nonempty] < n
     if short.any():  # a text shorter than n tokens: one n-gram of all its tokens
         sums = np.add.reduceat(hashes * _MULTIPLIERS[0], offsets[nonempty])  # nonempty starts increase strictly
-        texts = nonempty[short]
-        grams = np.concatenate([grams, _mix(sums[short] + lengths[texts].astype(np.uint64))])
-        grams_owner = np.concatenate([grams_owner, texts])
+        shorts = nonempty[short]
+        grams = np.concatenate([grams, _mix(sums[short] + lengths[shorts].astype(np.uint64))])
+        grams_owner = np.concatenate([grams_owner, shorts])
     return grams, grams_owner
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
     """A final avalanche (splitmix64) so every bit of an n-gram hash depends on every token."""
-    values = values.copy()
+    values = np.array(values, dtype=np.uint64, copy=True)
     values ^= values >> np.uint64(30)
     values *= np.uint64(0xBF58476D1CE4E5B9)
     values ^= values >> np.uint64(27)
