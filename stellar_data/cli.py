@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import StellarDataError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Build validated instruction-tuning corpora from a recipe.",
@@ -55,6 +57,15 @@ def _progress_bars() -> Iterator[object]:
         yield report
 
 
+def _run(call: Callable[[Callable[[str, int, int], None]], T]) -> T:
+    """Run `call(progress)` under progress bars; a user-facing error is one line and exit code 2."""
+    try:
+        with _progress_bars() as report:
+            return call(report)
+    except StellarDataError as exc:
+        raise _fail(exc) from None
+
+
 def _fail(exc: StellarDataError) -> typer.Exit:
     console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
@@ -71,11 +82,9 @@ def build(
     """Build the corpus a recipe describes."""
     from .build import build as run_build
 
-    try:
-        with _progress_bars() as report:
-            corpus = run_build(recipe, out=out, sources=sources, seed=seed, workers=workers, progress=report)
-    except StellarDataError as exc:
-        raise _fail(exc) from None
+    corpus = _run(
+        lambda report: run_build(recipe, out=out, sources=sources, seed=seed, workers=workers, progress=report)
+    )
     manifest = corpus.manifest
     for warning in manifest["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -118,11 +127,7 @@ def plan(
     """Print the mixture plan (counts, copies, achieved shares) without writing anything."""
     from .planning import mixture_plan
 
-    try:
-        with _progress_bars() as report:
-            result = mixture_plan(recipe, sources=sources, seed=seed, workers=workers, progress=report)
-    except StellarDataError as exc:
-        raise _fail(exc) from None
+    result = _run(lambda report: mixture_plan(recipe, sources=sources, seed=seed, workers=workers, progress=report))
     if result.mix is None:
         console.print("the recipe has no [mix] section: train keeps every record", highlight=False)
     table = Table(title=f"mixture plan for {recipe} (train split)", title_justify="left")
@@ -150,11 +155,7 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
     """Validate a recipe and read its sources without building anything."""
     from .check import check as run_check
 
-    try:
-        with _progress_bars() as report:
-            result = run_check(recipe, sources=sources, workers=workers, progress=report)
-    except StellarDataError as exc:
-        raise _fail(exc) from None
+    result = _run(lambda report: run_check(recipe, sources=sources, workers=workers, progress=report))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"check {recipe}", title_justify="left")
@@ -217,13 +218,11 @@ def publish(
     """Publish the corpus to the Hugging Face Hub in one atomic commit (token: HF_TOKEN or the login)."""
     from .publish import publish as run_publish
 
-    try:
-        with _progress_bars() as report:
-            result = run_publish(
-                corpus_dir, repo_id, private=private, revision=revision, create_pr=create_pr, progress=report
-            )
-    except StellarDataError as exc:
-        raise _fail(exc) from None
+    result = _run(
+        lambda report: run_publish(
+            corpus_dir, repo_id, private=private, revision=revision, create_pr=create_pr, progress=report
+        )
+    )
     console.print(
         f"published {len(result.added)} files, deleted {len(result.deleted)} stale ones in one commit: "
         f"{result.commit_url}",
@@ -258,10 +257,9 @@ def sources_fetch(
         mirrors[prefix] = replacement
     try:
         loaded = load_recipe(recipe, sources_dir=sources)
-        with _progress_bars() as report:
-            fetched = fetch_sources(loaded, mirrors=mirrors, progress=report)
     except StellarDataError as exc:
         raise _fail(exc) from None
+    fetched = _run(lambda report: fetch_sources(loaded, mirrors=mirrors, progress=report))
     counts = {}
     for item in fetched:
         counts[item.action] = counts.get(item.action, 0) + 1

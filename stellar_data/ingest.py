@@ -78,15 +78,10 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     )
 
 
-def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> pl.Series:
-    """Each record's instruction, input and output folded for similarity (fold.py); text a source
-    already converted with OpenCC is not converted again."""
-    joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
-    return fold_tokens(joined, convert_traditional=opencc == "none", protected_terms=protected_terms).list.join(" ")
-
-
 def fold_record_tokens(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> pl.Series:
-    """As fold_records, as token lists (what signatures hash; joined only when decontamination needs text)."""
+    """Each record's instruction, input and output folded for similarity (fold.py), as token lists
+    (what signatures hash; joined to text only for decontamination). Text a source already converted
+    with OpenCC is not converted again."""
     joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
     return fold_tokens(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
 

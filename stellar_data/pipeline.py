@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
-from .ingest import FOLDED, IngestResult, IngestTask, fold_records, ingest
+from .ingest import FOLDED, IngestResult, IngestTask, ingest
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
@@ -298,21 +298,13 @@ def _decontaminate(
     for spec in config.eval_sets:
         questions, answers, ids = read_eval_set(spec, recipe.sources_dir)
         items += eval_items(questions, answers, ids, spec.name, config, recipe.protected_terms)
-    if FOLDED in records.columns:  # folded by the ingest workers
-        folded = kept.select("id").join(records.select("id", FOLDED), on="id", how="left", maintain_order="left")[
-            FOLDED
-        ]
-    else:  # records ingested without it (check, tests): fold here
-        text = kept.select("id", "source").join(
-            records.select("id", "instruction", "input", "output"), on="id", how="left", maintain_order="left"
-        )
-        opencc = {s.name: s.opencc for s in recipe.sources}
-        parts = [
-            part.select("_position").with_columns(fold_records(part, opencc[source], recipe.protected_terms).alias("f"))
-            for source in text["source"].unique(maintain_order=True).to_list()
-            for part in [text.with_row_index("_position").filter(pl.col("source") == source)]
-        ]
-        folded = pl.concat(parts).sort("_position")["f"] if parts else pl.Series("f", [], dtype=pl.String)
+    # The ingest workers folded each record's text (ingest_all asks for it when decontaminating);
+    # a build with no records at all has no folded column and nothing to decontaminate.
+    if FOLDED in records.columns:
+        folded = kept.select("id").join(records.select("id", FOLDED), on="id", how="left", maintain_order="left")
+        folded = folded[FOLDED]
+    else:
+        folded = pl.Series(FOLDED, [None] * kept.height, dtype=pl.String)
     return decontaminate(kept, folded, items, config)
 
 

@@ -75,33 +75,33 @@ def _join(examples: Sequence[Encoded]) -> Packed:
     return Packed(ids, labels, positions)
 
 
+def _padded(sequences: Sequence[Sequence[int]], width: int, fill: int) -> torch.Tensor:
+    """Rows of ints right-padded with `fill` to `width`, as a long tensor."""
+    out = torch.full((len(sequences), width), fill, dtype=torch.long)
+    for row, values in enumerate(sequences):
+        out[row, : len(values)] = torch.tensor(values, dtype=torch.long)
+    return out
+
+
 def collate_padded(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch with an attention mask; padded labels are -100."""
     width = max(len(e) for e in examples)
-    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, example in enumerate(examples):
-        n = len(example)
-        input_ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
-        attention[row, :n] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    return {
+        "input_ids": _padded([e.input_ids for e in examples], width, pad_id),
+        "attention_mask": _padded([[1] * len(e) for e in examples], width, 0),
+        "labels": _padded([e.labels for e in examples], width, IGNORE_INDEX),
+    }
 
 
 def collate_packed(rows: Sequence[Packed], pad_id: int) -> dict[str, torch.Tensor]:
-    """Packed rows padded to the longest; no attention mask (see the module docstring)."""
+    """Packed rows padded to the longest; no attention mask (see the module docstring). The padding's
+    positions restart at 0: it is a block of its own."""
     width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        n = len(row)
-        input_ids[index, :n] = torch.tensor(row.input_ids)
-        labels[index, :n] = torch.tensor(row.labels)
-        positions[index, :n] = torch.tensor(row.position_ids)
-        positions[index, n:] = torch.arange(width - n)  # the padding is a block of its own
-    return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
+    return {
+        "input_ids": _padded([r.input_ids for r in rows], width, pad_id),
+        "labels": _padded([r.labels for r in rows], width, IGNORE_INDEX),
+        "position_ids": _padded([[*r.position_ids, *range(width - len(r))] for r in rows], width, 0),
+    }
 
 
 def non_pad_share(batches: Sequence[Sequence[int]]) -> float:
