@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def build(
         clock = time.perf_counter()
         if progress:
             progress("write", 0, 1)
-        manifest = _write_outputs(recipe, plan, results, computed, staging)
+        manifest = _write_outputs(recipe, plan, results, computed, staging, workers)
         shutil.rmtree(work)
         if progress:
             progress("write", 1, 1)
@@ -113,36 +114,49 @@ def _split_entry(staging: Path, records: int, written: WrittenSplit) -> dict[str
 
 
 def _write_outputs(
-    recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path
+    recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path, workers: int
 ) -> dict[str, Any]:
-    """Write shards, train.json, the held-out table, the quarantine and the card; return the manifest."""
-    written: list[Path] = []
-    record_counts: dict[Path, int] = {}
-    splits: dict[str, dict[str, Any]] = {}
-    for split in SPLITS:
-        part = computed.final.filter(pl.col("split") == split).sort("_order", "id").select(RECORD_FIELDS)
-        shards = write_shards(part, RECORD_SCHEMA, staging / "data", split, recipe.shard_records)
-        for shard_index, path in enumerate(shards.paths):
-            record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
-        written += shards.paths
-        splits[split] = _split_entry(staging, part.height, shards)
-        if split == "train" and recipe.train_json:
-            write_train_json(part, staging / "train.json")
-            written.append(staging / "train.json")
-    tables: dict[str, dict[str, Any]] = {}
-    heldout = write_heldout(computed.held, staging / HELDOUT_DIR)
+    """Write shards, train.json, the held-out table, the quarantine and the card; return the manifest.
+
+    The data files are written by a thread pool: polars and pyarrow encode and compress without the
+    GIL, so the shards and train.json are written side by side.
+    """
+    parts = {
+        split: computed.final.filter(pl.col("split") == split).sort("_order", "id").select(RECORD_FIELDS)
+        for split in SPLITS
+    }
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        train_json = (
+            pool.submit(write_train_json, parts["train"], staging / "train.json") if recipe.train_json else None
+        )
+        heldout_job = pool.submit(write_heldout, computed.held, staging / HELDOUT_DIR)
+        quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
+        quarantine_job = pool.submit(write_quarantine, quarantine, staging / QUARANTINE_NAME)
+        written: list[Path] = []
+        record_counts: dict[Path, int] = {}
+        splits: dict[str, dict[str, Any]] = {}
+        for split, part in parts.items():
+            shards = write_shards(part, RECORD_SCHEMA, staging / "data", split, recipe.shard_records, pool.map)
+            for shard_index, path in enumerate(shards.paths):
+                record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
+            written += shards.paths
+            splits[split] = _split_entry(staging, part.height, shards)
+            if split == "train" and train_json is not None:
+                train_json.result()
+                written.append(staging / "train.json")
+        tables: dict[str, dict[str, Any]] = {}
+        heldout = heldout_job.result()
+        quarantine_job.result()
     if heldout.paths:
         written += heldout.paths
         record_counts[heldout.paths[0]] = computed.held.height
         tables[HELDOUT_DIR] = _split_entry(staging, computed.held.height, heldout)
-    quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
-    write_quarantine(quarantine, staging / QUARANTINE_NAME)
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = quarantine.height
 
     manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
-    written.append(write_report(staging, manifest))
+    written.append(write_report(staging, manifest, train=parts["train"]))
     manifest["files"] = file_entries(staging, written, record_counts)
     return manifest

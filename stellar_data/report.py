@@ -94,30 +94,42 @@ def category_mix(manifest: dict[str, Any]) -> list[CategoryMix]:
 
 
 def read_train(corpus_dir: Path, manifest: dict[str, Any]) -> pl.DataFrame:
-    """category, prompt (instruction, and the input after a newline if any) and output of each train record."""
+    """category, instruction, input and output of each train record."""
     paths = [corpus_dir / shard for shard in manifest["splits"].get("train", {}).get("shards", [])]
     for path in paths:
         if not path.is_file():
             raise CorpusDirError(f"{corpus_dir}: train shard {path.relative_to(corpus_dir).as_posix()} is missing")
     if not paths:
-        return pl.DataFrame(schema={"category": pl.String, "prompt": pl.String, "output": pl.String})
-    frame = pl.read_parquet([str(p) for p in paths], columns=["category", "instruction", "input", "output"])
-    prompt = (
-        pl.when(pl.col("input") == "")
-        .then(pl.col("instruction"))
-        .otherwise(pl.concat_str("instruction", pl.lit("\n"), "input"))
-    )
-    return frame.select("category", prompt.alias("prompt"), "output")
+        return pl.DataFrame(schema=dict.fromkeys(TRAIN_COLUMNS, pl.String))
+    return pl.read_parquet([str(p) for p in paths], columns=list(TRAIN_COLUMNS))
+
+
+TRAIN_COLUMNS = ("category", "instruction", "input", "output")
+
+# The prompt is the instruction, and the input after a newline if any.
+_PROMPT = (
+    pl.when(pl.col("input") == "")
+    .then(pl.col("instruction"))
+    .otherwise(pl.concat_str("instruction", pl.lit("\n"), "input"))
+    .alias("prompt")
+)
 
 
 def char_lengths(train: pl.DataFrame) -> Lengths:
-    counted = train.select("category", pl.col("prompt").str.len_chars(), pl.col("output").str.len_chars())
+    """Counted from the columns: building the prompt texts would copy the whole train split."""
+    input_chars = pl.when(pl.col("input") == "").then(0).otherwise(pl.col("input").str.len_chars() + 1)
+    counted = train.select(
+        "category",
+        (pl.col("instruction").str.len_chars() + input_chars).alias("prompt"),
+        pl.col("output").str.len_chars(),
+    )
     return _by_category("characters", counted)
 
 
 def token_lengths(train: pl.DataFrame, tokenizer: Tokenizer) -> Lengths:
+    prompts = train.select(_PROMPT).to_series()
     counted = train.select(
-        "category", _count_tokens(tokenizer, train["prompt"]), _count_tokens(tokenizer, train["output"])
+        "category", _count_tokens(tokenizer, prompts).alias("prompt"), _count_tokens(tokenizer, train["output"])
     )
     return _by_category("tokens", counted)
 
@@ -562,10 +574,13 @@ def breakdown_table(info: dict[str, Any]) -> str:
 _SPLIT_ORDER = {"train": 0, "validation": 1, "held out": 2}
 
 
-def render(corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None) -> str:
-    """The report page as a string."""
+def render(
+    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train: pl.DataFrame | None = None
+) -> str:
+    """The report page as a string. `train`: the train records when the caller holds them (a build),
+    else they are read from the shards."""
     loaded = load_tokenizer(tokenizer) if tokenizer is not None else None
-    train = read_train(corpus_dir, manifest)
+    train = read_train(corpus_dir, manifest) if train is None else train.select(TRAIN_COLUMNS)
     sections = [
         ("mix", "mix", mix_html(manifest)),
         ("lengths", "lengths", length_section(train, loaded, tokenizer.name if tokenizer is not None else None)),
@@ -584,14 +599,16 @@ def render(corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = 
     )
 
 
-def write_report(corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None) -> Path:
+def write_report(
+    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train: pl.DataFrame | None = None
+) -> Path:
     """Write `report.html` into corpus_dir (atomically) and return its path.
 
     `tokenizer`: a tokenizer.json (or a folder with one) adds token lengths; a missing or invalid one
     raises StellarDataError naming it.
     """
     corpus_dir = Path(corpus_dir)
-    page = render(corpus_dir, manifest, Path(tokenizer) if tokenizer is not None else None)
+    page = render(corpus_dir, manifest, Path(tokenizer) if tokenizer is not None else None, train)
     path = corpus_dir / REPORT_NAME
     staging = path.with_name(f".{REPORT_NAME}.tmp")
     staging.write_text(page, encoding="utf-8")

@@ -6,7 +6,9 @@ import re
 
 # Han ideographs (BMP + extensions), CJK symbols and punctuation, fullwidth forms.
 _CJK_CLASS = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff"
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+HAN_CLASS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]"
+"""Han ideographs as a regex class, valid for Python's `re` and polars alike."""
+_HAN = re.compile(HAN_CLASS)
 _CJK = re.compile(f"[{_CJK_CLASS}]")
 
 

@@ -20,8 +20,10 @@ class AlpacaOptions:
     strip_io_prefixes: bool = True
 
 
-def strip_io_prefix(text: Any, pattern: re.Pattern[str]) -> Any:
-    return pattern.sub("", text, count=1) if isinstance(text, str) else text
+def strip_io_prefix(text: Any, pattern: re.Pattern[str], label: str) -> Any:
+    if not isinstance(text, str) or label not in text[:64]:  # a cheap prefilter: most texts have no label
+        return text
+    return pattern.sub("", text, count=1)
 
 
 def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
@@ -36,6 +38,6 @@ def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterato
             continue
         input_, output = record.get("input", ""), record["output"]
         if config.strip_io_prefixes:
-            input_ = strip_io_prefix(input_, _INPUT_PREFIX)
-            output = strip_io_prefix(output, _OUTPUT_PREFIX)
+            input_ = strip_io_prefix(input_, _INPUT_PREFIX, "输入")
+            output = strip_io_prefix(output, _OUTPUT_PREFIX, "输出")
         yield RawItem(row=row, location=location, instruction=record["instruction"], input=input_, output=output)

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from ..errors import SourceFileError
 from ..record import RAW_EXCERPT_CHARS
 from .base import Rejection, SourceFile
@@ -102,9 +104,18 @@ def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejecti
         yield from _iter_json_lines(file, text, clean)
 
 
+def parse_json(text: str) -> Any:
+    """orjson, several times faster than `json`; what it refuses (NaN, lone surrogate escapes) and
+    every error message come from `json`, so both the accepted input and the messages stay Python's."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
     try:
-        values = json.loads(text)
+        values = parse_json(text)
     except json.JSONDecodeError as exc:
         if not clean:  # GBK trail bytes can be `\`, breaking the JSON syntax: report the encoding
             check_encoding(file, text.split("\n"))
@@ -142,7 +153,7 @@ def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
             yield invalid_utf8_rejection(row, location, line)
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line)
         except json.JSONDecodeError as exc:
             failures += 1
             yield Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(line))

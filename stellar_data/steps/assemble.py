@@ -13,7 +13,7 @@ from ..recipe import SourceSpec
 from ..record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
 from ..sources.base import Entry, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
-from ..text import detect_lang
+from ..text import HAN_CLASS
 from .base import StepStats
 
 
@@ -60,68 +60,85 @@ def assemble(
     entries: Iterable[Entry], spec: SourceSpec, file: SourceFile
 ) -> tuple[pl.DataFrame, pl.DataFrame, StepStats]:
     """Adapter keys (e.g. Astro-QA's `4opt:442`) are unique within a source by the adapter's contract;
-    row-based ids get the file segment from `id_prefix` when the source has several files."""
+    row-based ids get the file segment from `id_prefix` when the source has several files.
+
+    One tight loop sorts items from rejections and checks the types; everything per-record after it
+    (ids, defaults, language detection) is vectorized, since this runs once per item of the corpus.
+    """
     stats = StepStats("read", spec.name)
     prefix = id_prefix(spec, file)
-    columns: dict[str, list[Any]] = {name: [] for name in RECORD_SCHEMA.names}
-    extra: dict[str, list[str | None]] = {}
+    items: list[RawItem] = []
     rejected: list[dict[str, Any]] = []
     for entry in entries:
-        stats.total += 1
-        if isinstance(entry, Rejection):
+        if type(entry) is RawItem and _all_strings(entry):
+            items.append(entry)
+        elif isinstance(entry, Rejection):
             stats.dropped[entry.rule] += 1
             rejected.append(quarantine_row(spec.name, entry.file or file.relative, entry))
-            continue
-        record_id = f"{spec.name}:{entry.key}" if entry.key is not None else f"{prefix}{entry.row}"
-        problem = _type_problem(entry)
-        if problem is not None:
-            stats.dropped["wrong_type"] += 1
+        else:
+            record_id = _record_id(spec, prefix, entry)
             raw = {name: getattr(entry, name) for name in TEXT_FIELDS}
-            rejected.append(
-                quarantine_row(
-                    spec.name,
-                    entry.file or file.relative,
-                    Rejection(entry.row, entry.location, "wrong_type", problem, excerpt(raw)),
-                    record_id,
-                )
-            )
-            continue
-        stats.kept += 1
-        input_ = entry.input or ""
-        lang = entry.lang or (
-            detect_lang(entry.instruction, input_, entry.output) if spec.lang == "auto" else spec.lang
-        )
-        values = {
-            "id": record_id,
-            "instruction": entry.instruction,
-            "input": input_,
-            "output": entry.output,
-            "category": spec.category,
-            "source": spec.name,
-            "lang": lang,
-            "group": entry.group or record_id,
-            "source_file": entry.file or file.relative,
-            "source_row": entry.row,
-            "template_id": None,
-            "original_id": entry.original_id,
-            "copy_index": 0,
-        }
-        for name, value in values.items():
-            columns[name].append(value)
-        for name, value in (entry.extra or {}).items():
-            extra.setdefault(EXTRA_PREFIX + name, [None] * (stats.kept - 1)).append(value)
-        for values_so_far in extra.values():  # an adapter that omits a field for one item
-            if len(values_so_far) < stats.kept:
-                values_so_far.append(None)
-    frame = pl.DataFrame(columns, schema=_RECORD_FRAME_SCHEMA)
-    if extra:
-        frame = frame.with_columns(
-            pl.Series(name, values, dtype=pl.String).fill_null("") for name, values in sorted(extra.items())
-        )
+            problem = Rejection(entry.row, entry.location, "wrong_type", _type_problem(entry), excerpt(raw))
+            stats.dropped["wrong_type"] += 1
+            rejected.append(quarantine_row(spec.name, entry.file or file.relative, problem, record_id))
+    stats.kept = len(items)
+    stats.total = stats.kept + len(rejected)
+    frame = _record_frame(items, spec, file, prefix)
     quarantine = pl.from_arrow(
         _table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA)
     )
     return frame, quarantine, stats
+
+
+def _all_strings(item: RawItem) -> bool:
+    return (
+        type(item.instruction) is str and type(item.output) is str and (item.input is None or type(item.input) is str)
+    )
+
+
+def _record_id(spec: SourceSpec, prefix: str, item: RawItem) -> str:
+    return f"{spec.name}:{item.key}" if item.key is not None else f"{prefix}{item.row}"
+
+
+def _column(items: list[RawItem], name: str) -> list[Any]:
+    return [getattr(item, name) for item in items]
+
+
+def _record_frame(items: list[RawItem], spec: SourceSpec, file: SourceFile, prefix: str) -> pl.DataFrame:
+    keys = pl.Series("key", _column(items, "key"), dtype=pl.String)
+    rows = pl.Series("source_row", _column(items, "row"), dtype=pl.Int64)
+    record_id = pl.coalesce(pl.lit(f"{spec.name}:") + keys, pl.lit(prefix) + rows.cast(pl.String))
+    frame = pl.DataFrame(
+        [
+            pl.Series("instruction", _column(items, "instruction"), dtype=pl.String),
+            pl.Series("input", _column(items, "input"), dtype=pl.String).fill_null(""),
+            pl.Series("output", _column(items, "output"), dtype=pl.String),
+            keys,
+            rows,
+            pl.Series("lang", _column(items, "lang"), dtype=pl.String),
+            pl.Series("group", _column(items, "group"), dtype=pl.String),
+            pl.Series("source_file", _column(items, "file"), dtype=pl.String),
+            pl.Series("original_id", _column(items, "original_id"), dtype=pl.String),
+        ]
+    )
+    detected = pl.when(pl.concat_str(TEXT_FIELDS).str.contains(HAN_CLASS)).then(pl.lit("zh")).otherwise(pl.lit("en"))
+    frame = frame.with_columns(record_id.alias("id")).with_columns(
+        pl.lit(spec.category).alias("category"),
+        pl.lit(spec.name).alias("source"),
+        pl.col("lang").fill_null(detected if spec.lang == "auto" else pl.lit(spec.lang)),
+        pl.col("group").fill_null(pl.col("id")),
+        pl.col("source_file").fill_null(pl.lit(file.relative)),
+        pl.lit(None, dtype=pl.String).alias("template_id"),
+        pl.lit(0, dtype=pl.Int32).alias("copy_index"),
+    )
+    frame = frame.select(pl.col(name).cast(dtype) for name, dtype in _RECORD_FRAME_SCHEMA.items())
+    extra_names = sorted({name for item in items if item.extra for name in item.extra})
+    if extra_names:
+        frame = frame.with_columns(
+            pl.Series(EXTRA_PREFIX + name, [(i.extra or {}).get(name) for i in items], dtype=pl.String).fill_null("")
+            for name in extra_names
+        )
+    return frame
 
 
 def _table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:

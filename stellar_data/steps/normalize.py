@@ -37,6 +37,11 @@ class NormalizeConfig:
     protected_terms: tuple[str, ...] = ()
 
 
+# Characters at or above U+2E80 (CJK radicals onwards): OpenCC's t2s / tw2s / hk2s leave every
+# character below it as it is (a test checks this), so a text without one is not converted.
+_OPENCC_RELEVANT = "[\u2e80-\U0010ffff]"
+
+
 def clean_expr(column: str) -> pl.Expr:
     """Everything but NFC (see `nfc`), as one vectorized expression."""
     return (
@@ -46,6 +51,16 @@ def clean_expr(column: str) -> pl.Expr:
         .str.replace_all(_ODD_SPACES, " ")
         .str.strip_chars()
     )
+
+
+def clean(series: pl.Series) -> pl.Series:
+    """`clean_expr` on the texts it would change only: one scan finds them (most texts need nothing)."""
+    needs = series.str.contains(f"\r|{_REMOVE}|{_ODD_SPACES}|^\\s|\\s$").fill_null(False)
+    if not needs.any():
+        return series
+    rows = needs.arg_true()
+    cleaned = series.gather(rows).to_frame().select(clean_expr(series.name)).to_series()
+    return series.scatter(rows, cleaned)
 
 
 @cache
@@ -131,19 +146,28 @@ class ChineseConverter:
         return parts
 
 
+def convert_chinese(columns: list[pl.Series], config: NormalizeConfig) -> list[pl.Series]:
+    """OpenCC over the texts that hold a character it may change, in one batch for all columns."""
+    rows = [c.str.contains(_OPENCC_RELEVANT).fill_null(False).arg_true() for c in columns]
+    texts = [t for column, r in zip(columns, rows, strict=True) for t in column.gather(r).to_list()]
+    if not texts:
+        return columns
+    converted = ChineseConverter(config.opencc, config.protected_terms).convert(texts)
+    out, start = [], 0
+    for column, r in zip(columns, rows, strict=True):
+        end = start + len(r)
+        out.append(column.scatter(r, pl.Series(converted[start:end], dtype=pl.String)) if len(r) else column)
+        start = end
+    return out
+
+
 def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tuple[pl.DataFrame, StepStats]:
     """Normalize the triple and any structured text fields (`_x_*` columns) the same way."""
     stats = StepStats("normalize", source, total=frame.height, kept=frame.height)
     columns = [*TEXT_FIELDS, *(c for c in frame.columns if c.startswith(EXTRA_PREFIX))]
-    cleaned = frame.with_columns(clean_expr(c) for c in columns)
-    cleaned = cleaned.with_columns(nfc(cleaned[c]) for c in columns)
+    cleaned = frame.with_columns(nfc(clean(frame[c])) for c in columns)
     if config.opencc != "none" and frame.height:
-        converter = ChineseConverter(config.opencc, config.protected_terms)
-        converted = converter.convert([t for c in columns for t in cleaned[c].to_list()])
-        n = frame.height
-        cleaned = cleaned.with_columns(
-            pl.Series(c, converted[i * n : (i + 1) * n], dtype=pl.String) for i, c in enumerate(columns)
-        )
+        cleaned = cleaned.with_columns(convert_chinese([cleaned[c] for c in columns], config))
     differs = pl.DataFrame([frame[c] != cleaned[c] for c in TEXT_FIELDS]).select(pl.any_horizontal(pl.all()))
     stats.notes["changed"] = int(differs.to_series().sum())
     return cleaned, stats

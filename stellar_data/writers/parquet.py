@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,19 +33,30 @@ class WrittenSplit:
     """Arrow bytes of the split, as `datasets` counts them (`num_bytes` in a dataset card)."""
 
 
+Mapper = Callable[[Callable[[int], int], Iterable[int]], Iterator[int]]
+
+
 def write_shards(
-    frame: pl.DataFrame, schema: pa.Schema, directory: Path, split: str, shard_records: int
+    frame: pl.DataFrame,
+    schema: pa.Schema,
+    directory: Path,
+    split: str,
+    shard_records: int,
+    map_shards: Mapper = map,
 ) -> WrittenSplit:
-    """Write `frame` in order, at most `shard_records` rows per shard. Nothing for an empty frame."""
+    """Write `frame` in order, at most `shard_records` rows per shard. Nothing for an empty frame.
+
+    `map_shards`: how the shards are written, e.g. a thread pool's `map` to write them side by side
+    (each shard is its own file, so the bytes do not depend on it)."""
     if frame.height == 0:
         return WrittenSplit([], 0)
     directory.mkdir(parents=True, exist_ok=True)
     count = -(-frame.height // shard_records)
-    paths, num_bytes = [], 0
-    for index in range(count):
-        path = directory / shard_name(split, index, count)
+    paths = [directory / shard_name(split, index, count) for index in range(count)]
+
+    def write(index: int) -> int:
         table = to_arrow(frame.slice(index * shard_records, shard_records), schema)
-        write_table(table, path)
-        paths.append(path)
-        num_bytes += table.nbytes
-    return WrittenSplit(paths, num_bytes)
+        write_table(table, paths[index])
+        return table.nbytes
+
+    return WrittenSplit(paths, sum(map_shards(write, range(count))))

@@ -153,6 +153,26 @@ def test_t2s_maps_each_field_back_to_its_own_row_and_column() -> None:
     assert out["id"].to_list() == [f"s:{i}" for i in range(50)]
 
 
+@pytest.mark.parametrize("config_name", ["t2s", "tw2s", "hk2s"])
+def test_opencc_leaves_every_character_below_u2e80_alone(config_name: str) -> None:
+    # normalize sends OpenCC only the texts holding a character >= U+2E80: this is why that is safe
+    converter = ChineseConverter(config_name, ())
+    chars = [chr(c) for c in range(0x20, 0x2E80) if not 0xD800 <= c <= 0xDFFF]
+    assert converter.convert(chars) == chars
+    joined = "".join(chars)
+    assert converter.convert([joined]) == [joined]
+
+
+def test_t2s_converts_only_rows_holding_cjk_and_keeps_the_others_identical() -> None:
+    triples = [("plain English question", "", "résumé — naïve café"), ("請問", "English input", "變星 and text")]
+    out, stats = normalize(frame_of(*triples), T2S, "s")
+    assert out.select(TEXT_FIELDS).rows() == [
+        ("plain English question", "", "résumé — naïve café"),
+        ("请问", "English input", "变星 and text"),
+    ]
+    assert stats.notes["changed"] == 1
+
+
 def test_t2s_on_empty_frame() -> None:
     empty = pl.from_arrow(RECORD_SCHEMA.empty_table())
     out, stats = normalize(empty, T2S, "s")
