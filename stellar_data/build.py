@@ -21,12 +21,13 @@ from .corpus import Corpus
 from .errors import CorpusDirError
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
-from .record import RECORD_FIELDS, RECORD_SCHEMA
-from .report import write_report
+from .record import RECORD_SCHEMA
+from .report import char_counts, write_report
 from .steps.base import SPLITS
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import MANIFEST_NAME, build_manifest, file_entries, removals_quarantine, write_manifest
+from .writers.ordered import SplitRecords
 from .writers.parquet import WrittenSplit, write_shards
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
 from .writers.train_json import write_train_json
@@ -121,10 +122,7 @@ def _write_outputs(
     The data files are written by a thread pool: polars and pyarrow encode and compress without the
     GIL, so the shards and train.json are written side by side.
     """
-    parts = {
-        split: computed.final.filter(pl.col("split") == split).sort("_order", "id").select(RECORD_FIELDS)
-        for split in SPLITS
-    }
+    parts = {split: SplitRecords.of(computed.table, computed.final, split) for split in SPLITS}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         train_json = (
             pool.submit(write_train_json, parts["train"], staging / "train.json") if recipe.train_json else None
@@ -157,6 +155,9 @@ def _write_outputs(
     manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
     (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
     written.append(staging / "README.md")
-    written.append(write_report(staging, manifest, train=parts["train"]))
+    train = parts["train"]
+    written.append(
+        write_report(staging, manifest, train_chars=char_counts(computed.table).gather(train.order["_table_row"]))
+    )
     manifest["files"] = file_entries(staging, written, record_counts)
     return manifest

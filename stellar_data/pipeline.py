@@ -34,6 +34,12 @@ from .steps.split import assign_splits
 from .steps.validate import RecordValidator
 from .writers.quarantine import rejection_counts
 
+THIN_COLUMNS = (
+    "id", "source", "category", "group", "lang", "source_file", "copy_index",
+    "_hash", "_split_u", "_order", *RANK_COLUMNS, "_table_row",
+)  # fmt: skip
+"""The columns the global steps decide on: no text."""
+
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
 
@@ -183,7 +189,11 @@ class Computed:
     contaminated: pl.DataFrame
     """Items removed by decontamination, with `eval_set`, `eval_id`, `overlap`, `span`."""
     final: pl.DataFrame
-    """Train (mixed) and validation records, with `split` and the `_x_*` structured fields."""
+    """Train (mixed) and validation records as thin rows (no text): id, source, category, lang,
+    `split`, `copy_index`, `_order`, the `_x_type` / `_x_subfield` strata, and `_table_row`, the row of
+    `table` holding the record's columns."""
+    table: pl.DataFrame
+    """Every record's columns, text included, held once; `final` points into it (see SplitRecords)."""
     held: pl.DataFrame
     """Held-out item records."""
     mix: MixPlan | None = None
@@ -202,6 +212,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
 
     paths = [r.records_path for r in results if r.records_path is not None]
     records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
+    records = records.with_row_index("_table_row")
     repeated = records.filter(pl.col("id").is_duplicated())
     if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
         raise AssertionError(
@@ -209,9 +220,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         )
     strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
     signature = [SIGNATURE] if SIGNATURE in records.columns else []
-    thin = records.select(
-        "id", "source", "group", "lang", "source_file", "_hash", "_split_u", *RANK_COLUMNS, *strata, *signature
-    )
+    thin = records.select(*THIN_COLUMNS, *strata, *signature)
     kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
     near_report = None
     if recipe.near_dedup is not None:
@@ -223,7 +232,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
     held_records = records.join(held.select("id"), on="id", how="semi")
     kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
-    records = records.drop([c for c in (FOLDED, SIGNATURE) if c in records.columns])  # not needed any more
+    table = records.drop([c for c in (FOLDED, SIGNATURE) if c in records.columns])  # not needed any more
     assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
     for step_stats in (
         *dedup_stats.values(),
@@ -233,8 +242,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         *split_stats.values(),
     ):
         stats[(step_stats.step, step_stats.source)] = step_stats
-    final = records.join(assigned.select("id", "split"), on="id", how="inner")
-    final = _expand(recipe, final, stats)
+    final, table = _expand(recipe, assigned, table, stats)
 
     train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
     # Every category a source declares, with 0 where no record reached train (an empty category).
@@ -255,18 +263,19 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         stats[("mix", spec.name)] = step_stats
     final = pl.concat([train, validation], how="diagonal_relaxed")
     return Computed(
-        stats,
-        rejected,
-        duplicates,
-        near,
-        contaminated,
-        final,
-        held_records,
-        mix_plan,
-        factors,
-        before_mix,
-        near_report,
-        decon_report,
+        stats=stats,
+        rejected=rejected,
+        duplicates=duplicates,
+        near_duplicates=near,
+        contaminated=contaminated,
+        final=final,
+        table=table,
+        held=held_records,
+        mix=mix_plan,
+        copy_factors=factors,
+        before_mix=before_mix,
+        near_dup_report=near_report,
+        decontamination_report=decon_report,
     )
 
 
@@ -308,23 +317,34 @@ def _decontaminate(
     return decontaminate(kept, folded, items, config)
 
 
-def _expand(recipe: Recipe, final: pl.DataFrame, stats: dict[tuple[str, str], StepStats]) -> pl.DataFrame:
-    """Template expansion per source (a pass-through step for sources without templates)."""
+def _expand(
+    recipe: Recipe, assigned: pl.DataFrame, table: pl.DataFrame, stats: dict[tuple[str, str], StepStats]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Template expansion per source (a pass-through step for sources without templates).
+
+    A source with templates has its items replaced by their variants: the variants' columns are
+    appended to the record table, and thin rows pointing at them replace the items'.
+    """
     validator = RecordValidator(load_schema("record.schema.json"))
-    parts = []
+    expanding = [spec for spec in recipe.sources if spec.expand is not None]
+    parts = [assigned.filter(~pl.col("source").is_in([spec.name for spec in expanding]))]
     for spec in recipe.sources:
-        part = final.filter(pl.col("source") == spec.name)
+        part = assigned.filter(pl.col("source") == spec.name)
         if spec.expand is None:
             step_stats = StepStats("expand", spec.name, part.height, part.height)
             step_stats.notes["records"] = part.height
-        else:
-            part, step_stats = expand(part, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
-            _, failures, _ = validator(part, spec.name)
-            if failures:  # templates are ours: a variant that fails the schema is a template bug
-                record, rule, message = failures[0]
-                raise RecipeError(
-                    f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
-                )
+            stats[("expand", spec.name)] = step_stats
+            continue
+        items = table.select(pl.all().gather(part["_table_row"])).with_columns(part["split"])
+        variants, step_stats = expand(items, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
+        _, failures, _ = validator(variants, spec.name)
+        if failures:  # templates are ours: a variant that fails the schema is a template bug
+            record, rule, message = failures[0]
+            raise RecipeError(
+                f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
+            )
+        variants = variants.with_columns((pl.int_range(pl.len(), dtype=pl.UInt32) + table.height).alias("_table_row"))
+        table = pl.concat([table, variants.select(table.columns)])
+        parts.append(variants.select(assigned.columns))
         stats[("expand", spec.name)] = step_stats
-        parts.append(part)
-    return pl.concat(parts, how="diagonal_relaxed") if parts else final
+    return pl.concat(parts), table

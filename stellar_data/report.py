@@ -115,15 +115,15 @@ _PROMPT = (
 )
 
 
-def char_lengths(train: pl.DataFrame) -> Lengths:
-    """Counted from the columns: building the prompt texts would copy the whole train split."""
+def char_counts(records: pl.DataFrame) -> pl.DataFrame:
+    """category, and the characters of the prompt and of the output of each record; counted from
+    the columns, since building the prompt texts would copy them."""
     input_chars = pl.when(pl.col("input") == "").then(0).otherwise(pl.col("input").str.len_chars() + 1)
-    counted = train.select(
+    return records.select(
         "category",
         (pl.col("instruction").str.len_chars() + input_chars).alias("prompt"),
         pl.col("output").str.len_chars(),
     )
-    return _by_category("characters", counted)
 
 
 def token_lengths(train: pl.DataFrame, tokenizer: Tokenizer) -> Lengths:
@@ -460,11 +460,14 @@ def lengths_html(lengths: Lengths, what: str) -> list[str]:
     return parts
 
 
-def length_section(train: pl.DataFrame, tokenizer: Tokenizer | None, tokenizer_name: str | None) -> str:
-    if train.is_empty():
+def length_section(
+    chars: pl.DataFrame, train: pl.DataFrame | None, tokenizer: Tokenizer | None, tokenizer_name: str | None
+) -> str:
+    """chars: `char_counts` of the train records; train: the records themselves, needed for tokens."""
+    if chars.is_empty():
         return _section("lengths", "Lengths", [_para("The train split is empty.")])
     parts = lengths_html(
-        char_lengths(train),
+        _by_category("characters", chars),
         "Characters per train record as written (upsampled copies included), per category. Boxes span the "
         "quartiles, the red line is the median, whiskers reach the 1st and 99th percentiles.",
     )
@@ -575,15 +578,16 @@ _SPLIT_ORDER = {"train": 0, "validation": 1, "held out": 2}
 
 
 def render(
-    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train: pl.DataFrame | None = None
+    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train_chars: pl.DataFrame | None = None
 ) -> str:
-    """The report page as a string. `train`: the train records when the caller holds them (a build),
-    else they are read from the shards."""
+    """The report page as a string. `train_chars`: `char_counts` of the train records when the caller
+    has them (a build); else the train records are read from the shards."""
     loaded = load_tokenizer(tokenizer) if tokenizer is not None else None
-    train = read_train(corpus_dir, manifest) if train is None else train.select(TRAIN_COLUMNS)
+    train = read_train(corpus_dir, manifest) if train_chars is None or loaded is not None else None
+    chars = train_chars if train_chars is not None else char_counts(train)
     sections = [
         ("mix", "mix", mix_html(manifest)),
-        ("lengths", "lengths", length_section(train, loaded, tokenizer.name if tokenizer is not None else None)),
+        ("lengths", "lengths", length_section(chars, train, loaded, tokenizer.name if tokenizer is not None else None)),
         ("quarantine", "quarantine", quarantine_html(manifest)),
         ("duplicates", "duplicates", duplicates_html(manifest)),
         ("breakdown", "Astro-QA breakdown", breakdown_html(manifest)),
@@ -600,7 +604,7 @@ def render(
 
 
 def write_report(
-    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train: pl.DataFrame | None = None
+    corpus_dir: Path, manifest: dict[str, Any], tokenizer: Path | None = None, train_chars: pl.DataFrame | None = None
 ) -> Path:
     """Write `report.html` into corpus_dir (atomically) and return its path.
 
@@ -608,7 +612,7 @@ def write_report(
     raises StellarDataError naming it.
     """
     corpus_dir = Path(corpus_dir)
-    page = render(corpus_dir, manifest, Path(tokenizer) if tokenizer is not None else None, train)
+    page = render(corpus_dir, manifest, Path(tokenizer) if tokenizer is not None else None, train_chars)
     path = corpus_dir / REPORT_NAME
     staging = path.with_name(f".{REPORT_NAME}.tmp")
     staging.write_text(page, encoding="utf-8")
