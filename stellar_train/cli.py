@@ -1,4 +1,4 @@
-"""The `stellar-train` command line: train, merge, chat."""
+"""The `stellar-train` command line: train, merge, chat, eval."""
 
 from __future__ import annotations
 
@@ -90,6 +90,64 @@ def chat(
     except (TemplateError, OSError) as exc:
         raise _fail(str(exc)) from None
     run_chat(session, stdin_lines(), sys.stdout, interactive=sys.stdin.isatty(), style=style)
+
+
+@app.command("eval")
+def eval_command(
+    model_path: Annotated[str, typer.Option("--model-path", help="The base model (or a merged checkpoint).")],
+    eval_path: Annotated[
+        str, typer.Option("--eval", help="A built corpus, its astro_qa_heldout folder or file; a CSV; a JSONL.")
+    ],
+    adapter: Annotated[str | None, typer.Option("--adapter", help="A LoRA adapter (output_dir of train).")] = None,
+    eval_format: Annotated[
+        str | None, typer.Option("--eval-format", help="astro-qa, mc-csv or jsonl (default: from the path).")
+    ] = None,
+    mapping: Annotated[
+        str | None, typer.Option("--map", help="Columns for mc-csv / jsonl: question=Question,answer=Answer,A=...")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for eval.json, eval.png and the resumable scored.jsonl.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N items, in turn from each type.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    compare: Annotated[bool, typer.Option("--compare", help="Score the base, then base + adapter.")] = False,
+    template: Annotated[str | None, typer.Option("--template", help="Default: the adapter's.")] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="Objective items: likelihood (option log-probs) or generate.")
+    ] = "likelihood",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="For generated answers.")] = 256,
+    types: Annotated[
+        str | None, typer.Option("--types", help="Only these types, comma-separated (e.g. single_choice,judgment).")
+    ] = None,
+) -> None:
+    """Evaluate on Astro-QA held-out items (or CSV / JSONL multiple choice): tables with 95% CIs per type,
+    subfield and language, JSON and PNG in --out, a contamination check against the adapter's corpus."""
+    from rich.console import Console
+
+    from .config import ConfigError
+    from .eval import EvalDataError, EvalSettings, evaluate
+    from .eval.items import parse_mapping
+    from .prompt import TemplateError
+
+    try:
+        settings = EvalSettings(
+            model_path=model_path,
+            eval_path=eval_path,
+            adapter=adapter,
+            eval_format=eval_format,
+            mapping=parse_mapping(mapping),
+            out=out,
+            limit=limit,
+            batch_size=batch_size,
+            compare=compare,
+            template=template,
+            mode=mode,
+            max_new_tokens=max_new_tokens,
+            types=tuple(t.strip() for t in (types or "").split(",") if t.strip()),
+        )
+        evaluate(settings, Console(highlight=False))
+    except (EvalDataError, TemplateError, ConfigError, OSError) as exc:
+        raise _fail(str(exc)) from None
 
 
 if __name__ == "__main__":
