@@ -16,8 +16,10 @@ BUILD_ARGS := $(RECIPE) --out $(OUT) $(if $(SOURCES),--sources $(SOURCES)) $(if 
 CONFIG ?=
 
 BENCH_SOURCES ?= ../shared/sources
+BENCH_SIZES   ?=
+BENCH_STAMP   := $(VENV)/.installed-bench
 
-.PHONY: corpus check test lint clean train bench-train
+.PHONY: corpus check test lint clean train bench-train bench
 
 # torch is pinned first: on a CPU machine `torch==2.13.0` is the local CPU wheel, while an
 # unpinned torch (asked for by transformers or peft) would pull several GB of CUDA packages.
@@ -54,6 +56,16 @@ bench-train: $(STAMP)
 	  $(BIN)/stellar-data build corpus/default.toml --out build/bench/corpus; \
 	fi
 	$(BIN)/python bench/train_pipeline.py build/bench/corpus --out build/bench/train_pipeline.json
+
+# Corpus build throughput and peak memory (whole process tree), ours vs a naive script vs datatrove, at
+# 100k and 1M synthetic records (BENCH_SIZES=100000 for one size): build/bench/results.json and
+# docs/bench_time_vs_n.png. Installs the `bench` extra (datatrove, psutil) into the venv once.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
