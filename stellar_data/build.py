@@ -28,7 +28,7 @@ from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import MANIFEST_NAME, build_manifest, file_entries, removals_quarantine, write_manifest
 from .writers.ordered import SplitRecords
-from .writers.parquet import WrittenSplit, write_shards
+from .writers.parquet import ROW_GROUP_RECORDS, WrittenSplit, write_shards
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
 from .writers.train_json import write_train_json
 
@@ -125,7 +125,9 @@ def _write_outputs(
     parts = {split: SplitRecords.of(computed.table, computed.final, split) for split in SPLITS}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         train_json = (
-            pool.submit(write_train_json, parts["train"], staging / "train.json") if recipe.train_json else None
+            pool.submit(write_train_json, parts["train"], staging / "train.json", ROW_GROUP_RECORDS)
+            if recipe.train_json
+            else None
         )
         heldout_job = pool.submit(write_heldout, computed.held, staging / HELDOUT_DIR)
         quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])

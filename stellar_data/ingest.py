@@ -18,12 +18,12 @@ from .resources import load_schema
 from .sources import ADAPTERS, SourceFile
 from .steps.assemble import assemble
 from .steps.base import StepStats
-from .steps.fold import fold_tokens
+from .steps.decontaminate import FOLD_SEED, GramIndex
+from .steps.fold import TokenHashes, fold_hashes
 from .steps.neardup import SIGNATURE, NearDupConfig, signatures
 from .steps.normalize import NormalizeConfig, normalize
 from .steps.validate import RecordValidator
 
-FOLDED = "_folded"
 KEY_COLUMNS = ("_hash", "_split_u", "_order", "_rank", "_source_order", "_file_index")
 
 
@@ -38,8 +38,8 @@ class IngestTask:
     """Where to write the records (Arrow IPC); None keeps them in the result (check / tests)."""
     near_dedup: NearDupConfig | None = None
     """When set, each record's MinHash signature is computed here, in the worker."""
-    keep_folded: bool = False
-    """Keep each record's folded text (`_folded`) for decontamination, so it is folded once, in parallel."""
+    eval_index: GramIndex | None = None
+    """When set, each record's n-grams found in the eval questions' index (`_eval_grams`) are kept."""
 
 
 @dataclass
@@ -78,12 +78,17 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     )
 
 
-def fold_record_tokens(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> pl.Series:
-    """Each record's instruction, input and output folded for similarity (fold.py), as token lists
-    (what signatures hash; joined to text only for decontamination). Text a source already converted
-    with OpenCC is not converted again."""
-    joined = frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
-    return fold_tokens(joined, convert_traditional=opencc == "none", protected_terms=protected_terms)
+def record_text(frame: pl.DataFrame) -> pl.Series:
+    """What similarity compares: instruction, input and output together."""
+    return frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
+
+
+def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> TokenHashes:
+    """Each record folded for similarity (fold.py) into token hashes, once for both near-dedup and
+    decontamination. Text a source already converted with OpenCC is not converted again."""
+    return fold_hashes(
+        record_text(frame), convert_traditional=opencc == "none", protected_terms=protected_terms, seed=FOLD_SEED
+    )
 
 
 def _validation_quarantine(
@@ -115,13 +120,13 @@ def ingest(task: IngestTask) -> IngestResult:
     if failures:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
     frame = with_keys(frame, task)
-    if task.near_dedup is not None or task.keep_folded:
-        tokens = fold_record_tokens(frame, task.spec.opencc, task.protected_terms)
+    if task.near_dedup is not None or task.eval_index is not None:
+        tokens = fold_records(frame, task.spec.opencc, task.protected_terms)
         if task.near_dedup is not None:
-            sig = signatures(tokens, task.near_dedup, task.seed)
+            sig = signatures(tokens, task.near_dedup)
             frame = frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, task.near_dedup.num_perm)))
-        if task.keep_folded:
-            frame = frame.with_columns(tokens.list.join(" ").alias(FOLDED))
+        if task.eval_index is not None:
+            frame = frame.with_columns(task.eval_index.hits(tokens))
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(

@@ -18,15 +18,23 @@ from pathlib import Path
 import polars as pl
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
-from .ingest import FOLDED, IngestResult, IngestTask, ingest
+from .ingest import IngestResult, IngestTask, ingest, record_text
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
 from .sources import SourceFile
 from .steps.base import StepStats
-from .steps.decontaminate import decontaminate, eval_items, read_eval_set
+from .steps.decontaminate import (
+    EVAL_GRAMS,
+    GramIndex,
+    declared_eval_items,
+    decontaminate,
+    heldout_eval_items,
+    record_grams,
+)
 from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
 from .steps.expand import expand, load_templates
+from .steps.fold import fold_texts
 from .steps.holdout import hold_out
 from .steps.mix import MixPlan, apply_mix, plan_mix
 from .steps.neardup import SIGNATURE, near_dedup
@@ -156,22 +164,53 @@ def _empty_records() -> pl.DataFrame:
 
 
 def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress | None = None) -> list[IngestResult]:
-    """Ingest every planned file, records to Arrow IPC files in `workdir`."""
+    """Ingest every planned file, records to Arrow IPC files in `workdir`.
+
+    With decontamination, the workers look each record's n-grams up in an index of the eval
+    questions' n-grams. Held-out questions are only known once their sources are read, so those
+    sources are ingested first: every item they hold is indexed (the hold-out step picks among them
+    later), and their own records are looked up here.
+    """
     recipe = plan.recipe
-    tasks = [
-        IngestTask(
-            p.spec,
-            p.file,
-            p.index,
-            recipe.seed,
-            recipe.protected_terms,
-            workdir / f"{i:05d}.arrow",
-            recipe.near_dedup,
-            keep_folded=recipe.decontaminate is not None,
+    config = recipe.decontaminate
+
+    def task(position: int, index: GramIndex | None) -> IngestTask:
+        p = plan.files[position]
+        path = workdir / f"{position:05d}.arrow"
+        return IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, path, recipe.near_dedup, index)
+
+    if config is None:
+        return run_ingest([task(i, None) for i in range(len(plan.files))], workers, progress)
+    holding = [i for i, p in enumerate(plan.files) if config.heldout and p.spec.holdout is not None]
+    others = [i for i in range(len(plan.files)) if i not in holding]
+    first = run_ingest([task(i, None) for i in holding], workers, _offset(progress, 0, len(plan.files)))
+    candidates = [pl.read_ipc(r.records_path) for r in first if r.records_path is not None]
+    held_candidates = pl.concat(candidates, how="diagonal_relaxed") if candidates else pl.DataFrame()
+    index = GramIndex.of(
+        heldout_eval_items(held_candidates, config, recipe.protected_terms)
+        + declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
+    )
+    for result, records in zip(first, candidates, strict=True):
+        spec = recipe.source(result.source)
+        grams = record_grams(
+            record_text(records),
+            index,
+            convert_traditional=spec.opencc == "none",
+            protected_terms=recipe.protected_terms,
         )
-        for i, p in enumerate(plan.files)
-    ]
-    return run_ingest(tasks, workers, progress)
+        looked_up = result.records_path.with_suffix(".grams.arrow")  # not over the file polars may have mapped
+        records.with_columns(grams).write_ipc(looked_up, compression="uncompressed")
+        result.records_path = looked_up
+    rest = run_ingest([task(i, index) for i in others], workers, _offset(progress, len(holding), len(plan.files)))
+    by_position = dict(zip(holding + others, first + rest, strict=True))
+    return [by_position[i] for i in range(len(plan.files))]
+
+
+def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
+    """Progress of one phase of the ingest, counted within the whole ingest."""
+    if progress is None:
+        return None
+    return lambda stage, n, _: progress(stage, done + n, total)
 
 
 @dataclass(frozen=True)
@@ -220,7 +259,8 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         )
     strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
     signature = [SIGNATURE] if SIGNATURE in records.columns else []
-    thin = records.select(*THIN_COLUMNS, *strata, *signature)
+    eval_grams = [EVAL_GRAMS] if EVAL_GRAMS in records.columns else []
+    thin = records.select(*THIN_COLUMNS, *strata, *signature, *eval_grams)
     kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
     near_report = None
     if recipe.near_dedup is not None:
@@ -232,7 +272,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
     held_records = records.join(held.select("id"), on="id", how="semi")
     kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
-    table = records.drop([c for c in (FOLDED, SIGNATURE) if c in records.columns])  # not needed any more
+    table = records.drop(signature + eval_grams)  # not needed any more
     assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
     for step_stats in (
         *dedup_stats.values(),
@@ -286,35 +326,24 @@ def _decontaminate(
     config = recipe.decontaminate
     if config is None:
         return kept, kept.clear(), per_source_stats("decontaminate", kept, kept.clear(), "contaminated"), None
-    items = []
-    if config.heldout and held.height and "_x_question" in held.columns:
-        options = held.select(pl.concat_list([f"_x_option_{c}" for c in "ABCDE"])).to_series().to_list()
-        answers = held["_x_answer"].to_list()
-        types = held["_x_type"].to_list()
-        # Extras: the option texts of choice items, the reference answer of subjective ones.
-        extras = [
-            [o for o in opts if o] or ([a] if t == "subjective" else [])
-            for opts, a, t in zip(options, answers, types, strict=True)
+    items = heldout_eval_items(held, config, recipe.protected_terms)
+    items += declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
+    if EVAL_GRAMS not in kept.columns:  # a build with no records at all
+        kept = kept.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
+    convert = {spec.name: spec.opencc == "none" for spec in recipe.sources}
+
+    def fold_rows(rows: list[int]) -> list[str]:
+        chosen = kept.select("source", "_table_row")[rows]
+        texts = record_text(records.select(pl.all().gather(chosen["_table_row"])))
+        return [
+            fold_texts(texts.slice(i, 1), convert_traditional=convert[source], protected_terms=recipe.protected_terms)[
+                0
+            ]
+            for i, source in enumerate(chosen["source"].to_list())
         ]
-        items += eval_items(
-            held["_x_question"].to_list(),
-            extras,
-            held["id"].to_list(),
-            "astro_qa_heldout",
-            config,
-            recipe.protected_terms,
-        )
-    for spec in config.eval_sets:
-        questions, answers, ids = read_eval_set(spec, recipe.sources_dir)
-        items += eval_items(questions, answers, ids, spec.name, config, recipe.protected_terms)
-    # The ingest workers folded each record's text (ingest_all asks for it when decontaminating);
-    # a build with no records at all has no folded column and nothing to decontaminate.
-    if FOLDED in records.columns:
-        folded = kept.select("id").join(records.select("id", FOLDED), on="id", how="left", maintain_order="left")
-        folded = folded[FOLDED]
-    else:
-        folded = pl.Series(FOLDED, [None] * kept.height, dtype=pl.String)
-    return decontaminate(kept, folded, items, config)
+
+    kept, removed, stats, report = decontaminate(kept, items, config, fold_rows)
+    return kept.drop(EVAL_GRAMS), removed.drop(EVAL_GRAMS), stats, report
 
 
 def _expand(

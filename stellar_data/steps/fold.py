@@ -1,108 +1,211 @@
 """Folding for similarity: the form in which near-duplicates and contamination are compared.
 
-Punctuation, symbols and whitespace become one space, NFKC, lower case; traditional characters are
-converted to simplified where the source was not (OpenCC t2s). The text is then a sequence of
-tokens: each Han character is a token (character n-grams for Chinese), every other run of letters
-or digits is one (word n-grams for English). Folded text is the tokens joined by single spaces, so
-an n-gram is a substring of it: `天 文 学` or `the final answer`.
+NFKC, lower case, and traditional characters converted to simplified where the source was not
+(OpenCC t2s, protected terms kept). The text is then a sequence of tokens: each Han character is a
+token (character n-grams for Chinese), every other run of letters, marks or digits is one (word
+n-grams for English); everything else (punctuation, symbols, whitespace) only separates tokens.
+`fold_texts` writes the tokens joined by single spaces (`天 文 学`, `the final answer`).
+
+The steps never keep folded text: `fold_hashes` turns a batch of texts straight into token hashes
+in numpy. The texts' code points index two tables (each code point's class and lower-case form,
+derived once from the same regex classes and lower-casing that polars applies), tokens are the runs
+of those classes, and a token's hash is a polynomial over its code points. `gram_hashes` hashes every
+n-gram of consecutive tokens from prefix sums, so grams of several lengths cost one pass each.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import polars as pl
 
 from .normalize import ChineseConverter, nfkc_sensitive_class
 
-TOKEN = r"\p{Han}|[\p{L}\p{M}\p{N}--\p{Han}]+"
-_SEPARATORS = r"[\p{P}\p{S}\s]+"
-_HAN = r"\p{Han}"
+_HAN_CLASS = r"^\p{Han}$"
+_WORD_CLASS = r"^[\p{L}\p{M}\p{N}--\p{Han}]$"
+SEPARATOR, HAN, WORD = 0, 1, 2
+
+_TOKEN_BASE = np.uint64(0x9E3779B97F4A7C15)
+_GRAM_BASE = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: invertible modulo 2**64
+_GRAM_BASE_INVERSE = np.uint64(pow(int(_GRAM_BASE), -1, 2**64))
+_CHUNK_CHARS = 1 << 23
+"""Code points folded per numpy pass: bounds the scratch arrays (~8 bytes x this, a few times)."""
 
 
-def fold_tokens(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
-    """Each text folded to its list of tokens (see the module docstring)."""
-    cleaned = texts.fill_null("").str.replace_all(_SEPARATORS, " ")
-    needs = cleaned.str.contains(nfkc_sensitive_class())  # only texts NFKC can change pay for it
+@cache
+def code_point_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(class of every code point: SEPARATOR / HAN / WORD, its lower-case code point).
+
+    A code point whose lower-case form is several code points (e.g. U+0130) keeps itself.
+    """
+    surrogates = range(0xD800, 0xE000)
+    chars = pl.Series([" " if c in surrogates else chr(c) for c in range(0x110000)], dtype=pl.String)
+    lowered = chars.str.to_lowercase()
+    single = (lowered.str.len_chars() == 1).to_numpy()
+    lower = np.arange(0x110000, dtype=np.uint32)
+    lower[single] = np.frombuffer(
+        "".join(lowered.filter(pl.Series(single)).to_list()).encode("utf-32-le"), dtype=np.uint32
+    )
+    classes = np.zeros(0x110000, dtype=np.uint8)
+    classes[chars.str.contains(_WORD_CLASS).to_numpy()] = WORD
+    classes[chars.str.contains(_HAN_CLASS).to_numpy()] = HAN
+    return classes, lower
+
+
+def prefold(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
+    """NFKC (only texts holding a character it changes) and OpenCC t2s (only texts holding Han)."""
+    texts = texts.fill_null("")
+    needs = texts.str.contains(nfkc_sensitive_class())
     if needs.any():
         rows = needs.arg_true()
-        cleaned = cleaned.scatter(rows, cleaned.gather(rows).str.normalize("NFKC").str.replace_all(_SEPARATORS, " "))
-    cleaned = cleaned.str.to_lowercase()
+        texts = texts.scatter(rows, texts.gather(rows).str.normalize("NFKC"))
     if convert_traditional:
-        han = cleaned.str.contains(_HAN)
+        han = texts.str.contains(r"\p{Han}")
         if han.any():
             rows = han.arg_true()
-            converted = ChineseConverter("t2s", protected_terms).convert(cleaned.gather(rows).to_list())
-            cleaned = cleaned.scatter(rows, pl.Series(converted, dtype=pl.String))
-    return cleaned.str.extract_all(TOKEN)
+            converted = ChineseConverter("t2s", protected_terms).convert(texts.gather(rows).to_list())
+            texts = texts.scatter(rows, pl.Series(converted, dtype=pl.String))
+    return texts
+
+
+@dataclass(frozen=True)
+class TokenHashes:
+    """The tokens of a batch of texts: text i's token hashes are hashes[offsets[i]:offsets[i + 1]]."""
+
+    hashes: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def owners(self) -> np.ndarray:
+        """The text index of every token."""
+        return np.repeat(np.arange(len(self.offsets) - 1), self.lengths)
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """Tokens of one chunk as code-point spans: token t is code points [starts[t], ends[t])."""
+
+    code_points: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    offsets: np.ndarray
+
+
+def _tokenize(texts: list[str]) -> _Tokens:
+    classes, lower = code_point_tables()
+    # One separator between texts, so no token runs across two of them.
+    joined = np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(joined) == 0:
+        none = np.empty(0, dtype=np.int64)
+        return _Tokens(np.empty(0, dtype=np.uint32), none, none, np.zeros(len(texts) + 1, dtype=np.int64))
+    code_points = lower[joined]
+    kind = classes[code_points]
+    word = kind == WORD
+    previous_word = np.empty_like(word)
+    previous_word[0] = False
+    previous_word[1:] = word[:-1]
+    next_word = np.empty_like(word)
+    next_word[-1:] = False
+    next_word[:-1] = word[1:]
+    starts = np.flatnonzero((kind == HAN) | (word & ~previous_word))
+    ends = np.flatnonzero((kind == HAN) | (word & ~next_word)) + 1
+    text_starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(t) + 1 for t in texts], out=text_starts[1:])
+    return _Tokens(code_points, starts, ends, np.searchsorted(starts, text_starts))
+
+
+def _token_hashes(tokens: _Tokens, seed: int) -> np.ndarray:
+    """A polynomial over each token's code points (wrapping uint64), then mixed with the seed."""
+    if len(tokens.starts) == 0:
+        return np.empty(0, dtype=np.uint64)
+    lengths = tokens.ends - tokens.starts
+    first = np.zeros(len(lengths), dtype=np.int64)  # where each token's code points begin in `terms`
+    np.cumsum(lengths[:-1], out=first[1:])
+    rank = np.arange(lengths.sum()) - np.repeat(first, lengths)  # a code point's position within its token
+    positions = np.repeat(tokens.starts, lengths) + rank  # every token code point, in order
+    powers = np.cumprod(np.full(int(lengths.max()), _TOKEN_BASE, dtype=np.uint64))
+    terms = (tokens.code_points[positions].astype(np.uint64) + np.uint64(1)) * powers[rank]
+    sums = np.add.reduceat(terms, first)
+    return mix(sums ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+
+
+def fold_hashes(
+    texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = (), seed: int = 0
+) -> TokenHashes:
+    """Every text's folded tokens, as hashes (see the module docstring)."""
+    prepared = prefold(texts, convert_traditional=convert_traditional, protected_terms=protected_terms)
+    hashes, offsets = [np.empty(0, dtype=np.uint64)], [np.zeros(1, dtype=np.int64)]
+    for batch in _batches(prepared):
+        tokens = _tokenize(batch)
+        hashes.append(_token_hashes(tokens, seed))
+        offsets.append(tokens.offsets[1:] + offsets[-1][-1])
+    return TokenHashes(np.concatenate(hashes), np.concatenate(offsets).astype(np.int64))
 
 
 def fold_texts(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
-    """Each text folded to its space-joined tokens (see the module docstring)."""
-    return fold_tokens(texts, convert_traditional=convert_traditional, protected_terms=protected_terms).list.join(" ")
+    """Each text folded to its space-joined tokens: the readable form (evidence spans, tests)."""
+    prepared = prefold(texts, convert_traditional=convert_traditional, protected_terms=protected_terms)
+    folded: list[str] = []
+    for batch in _batches(prepared):
+        tokens = _tokenize(batch)
+        text = tokens.code_points.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+        words = [text[s:e] for s, e in zip(tokens.starts.tolist(), tokens.ends.tolist(), strict=True)]
+        bounds = tokens.offsets.tolist()
+        folded += [" ".join(words[bounds[i] : bounds[i + 1]]) for i in range(len(batch))]
+    return pl.Series(texts.name, folded, dtype=pl.String)
 
 
-def token_hashes(folded: pl.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(hash of every token of every text, offsets: text i's tokens are [offsets[i], offsets[i+1])).
-
-    `folded` holds token lists (fold_tokens) or folded texts (fold_texts): those have single spaces
-    between tokens and none at the ends, so a literal split is exact (several times faster than a
-    regex); an empty text becomes null, which has no tokens.
-    """
-    tokens = folded if folded.dtype == pl.List(pl.String) else folded.replace("", None).str.split(" ")
-    lengths = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
-    hashes = tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return hashes, offsets
+def _batches(texts: pl.Series) -> list[list[str]]:
+    lengths = texts.str.len_chars().to_list()
+    batches, start, size = [], 0, 0
+    for end, length in enumerate(lengths):
+        if size and size + length > _CHUNK_CHARS:
+            batches.append(texts.slice(start, end - start).to_list())
+            start, size = end, 0
+        size += length + 1
+    if start < len(lengths):
+        batches.append(texts.slice(start).to_list())
+    return batches
 
 
-_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
-                         0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63,
-                         0x94D049BB133111EB, 0xBF58476D1CE4E5B9, 0x2545F4914F6CDD1D, 0x9FB21C651E98DF25,
-                         0xD1342543DE82EF95], dtype=np.uint64)  # fmt: skip
-
-
-def ngram_hashes(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def gram_hashes(tokens: TokenHashes, n: int, whole_short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of every n-gram of consecutive tokens within each text, and each one's text index.
 
-    A text shorter than n tokens contributes one n-gram: all its tokens. Empty texts contribute none.
-    Computed in place over the whole batch (a few passes of uint64 arithmetic, no per-text loop).
+    gram(i, n) = sum_t hash[i + t] * B**t, from prefix sums: the same tokens hash alike wherever they
+    stand. With `whole_short_texts`, a text shorter than n tokens contributes one gram of all its
+    tokens (the same hash as that token sequence inside a longer text); empty texts contribute none.
     """
-    if n > len(_MULTIPLIERS):
-        raise ValueError(f"n-grams up to {len(_MULTIPLIERS)} tokens")
-    total = len(hashes)
-    lengths = np.diff(offsets)
-    texts = np.arange(len(lengths))
-    full = np.maximum(lengths - n + 1, 0)  # n-grams per text
-    if total >= n and full.any():
-        count = total - n + 1
-        acc = np.multiply(hashes[:count], _MULTIPLIERS[0])
-        scratch = np.empty_like(acc)
-        for k in range(1, n):
-            np.multiply(hashes[k : k + count], _MULTIPLIERS[k], out=scratch)
-            acc += scratch
-        del scratch
-        # Valid starts: [offsets[t], offsets[t] + full[t]) for each text t, marked by +1 / -1 and summed.
-        marks = np.zeros(count + 1, dtype=np.int8)
-        has = full > 0
-        np.add.at(marks, offsets[:-1][has], 1)
-        np.add.at(marks, offsets[:-1][has] + full[has], -1)
-        grams = _mix(acc[np.cumsum(marks[:-1], dtype=np.int8) > 0])
-        grams_owner = np.repeat(texts, full)
-    else:
-        grams, grams_owner = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
-    nonempty = np.flatnonzero(lengths > 0)
-    short = lengths[nonempty] < n
-    if short.any():  # a text shorter than n tokens: one n-gram of all its tokens
-        sums = np.add.reduceat(hashes * _MULTIPLIERS[0], offsets[nonempty])  # nonempty starts increase strictly
-        shorts = nonempty[short]
-        grams = np.concatenate([grams, _mix(sums[short] + lengths[shorts].astype(np.uint64))])
-        grams_owner = np.concatenate([grams_owner, shorts])
-    return grams, grams_owner
+    hashes, offsets = tokens.hashes, tokens.offsets
+    count = len(hashes)
+    if count == 0:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(count - 1, _GRAM_BASE, dtype=np.uint64)])
+    inverse = np.cumprod(np.r_[np.uint64(1), np.full(count - 1, _GRAM_BASE_INVERSE, dtype=np.uint64)])
+    prefix = np.zeros(count + 1, dtype=np.uint64)
+    np.cumsum(hashes * powers, out=prefix[1:])
+    owners = tokens.owners()
+    lengths = tokens.lengths
+    starts = np.arange(max(count - n + 1, 0))
+    valid = owners[starts] == owners[starts + n - 1] if len(starts) else np.zeros(0, dtype=bool)
+    starts = starts[valid]
+    grams = (prefix[starts + n] - prefix[starts]) * inverse[starts]
+    owner = owners[starts]
+    if whole_short_texts:
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        if len(short):
+            begin = offsets[short]
+            whole = (prefix[offsets[short + 1]] - prefix[begin]) * inverse[begin]
+            grams, owner = np.concatenate([grams, whole]), np.concatenate([owner, short])
+    return mix(grams), owner
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """A final avalanche (splitmix64) so every bit of an n-gram hash depends on every token."""
+def mix(values: np.ndarray) -> np.ndarray:
+    """A final avalanche (splitmix64) so every bit of a hash depends on every input bit."""
     values = np.array(values, dtype=np.uint64, copy=True)
     values ^= values >> np.uint64(30)
     values *= np.uint64(0xBF58476D1CE4E5B9)

@@ -23,7 +23,7 @@ import polars as pl
 
 from .base import StepStats
 from .dedup import RANK_COLUMNS, per_source_stats
-from .fold import ngram_hashes, token_hashes
+from .fold import TokenHashes, gram_hashes
 
 SIGNATURE = "_minhash"
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -45,16 +45,16 @@ class NearDupConfig:
         return self.num_perm // self.bands
 
 
-def signatures(folded: pl.Series, config: NearDupConfig, seed: int) -> np.ndarray:
-    """(len(folded), K) uint32 signatures of folded texts or token lists; an empty text's row is all
+def signatures(tokens: TokenHashes, config: NearDupConfig) -> np.ndarray:
+    """(texts, K) uint32 signatures of folded texts' tokens (fold_hashes); an empty text's row is all
     0xFFFFFFFF (never a duplicate)."""
     k = config.num_perm
-    hashes, offsets = token_hashes(folded, seed)
-    grams, owner = ngram_hashes(hashes, offsets, config.ngram)
-    flat = np.full(len(folded) * k, _EMPTY, dtype=np.uint32)
+    texts = len(tokens.offsets) - 1
+    grams, owner = gram_hashes(tokens, config.ngram)
+    flat = np.full(texts * k, _EMPTY, dtype=np.uint32)
     bins = (grams >> np.uint64(64 - int(np.log2(k)))).astype(np.int64)
     np.minimum.at(flat, owner * k + bins, (grams & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-    return _densify(flat.reshape(len(folded), k))
+    return _densify(flat.reshape(texts, k))
 
 
 def _densify(sig: np.ndarray) -> np.ndarray:

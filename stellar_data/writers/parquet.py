@@ -12,6 +12,10 @@ import pyarrow.parquet as pq
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_page_index": True, "write_statistics": True}
 
+ROW_GROUP_RECORDS = 25_000
+"""Records per row group of a shard: a shard is gathered, converted and written one row group at a
+time, which bounds the memory a writer thread holds (and suits readers that stream row groups)."""
+
 
 def to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """The frame as an Arrow table with exactly `schema` (never the inferred one)."""
@@ -55,8 +59,14 @@ def write_shards(
     paths = [directory / shard_name(split, index, count) for index in range(count)]
 
     def write(index: int) -> int:
-        table = to_arrow(frame.slice(index * shard_records, shard_records), schema)
-        write_table(table, paths[index])
-        return table.nbytes
+        start = index * shard_records
+        end = min(start + shard_records, frame.height)
+        num_bytes = 0
+        with pq.ParquetWriter(paths[index], schema, **PARQUET_OPTIONS) as writer:
+            for offset in range(start, end, ROW_GROUP_RECORDS):
+                table = to_arrow(frame.slice(offset, min(ROW_GROUP_RECORDS, end - offset)), schema)
+                writer.write_table(table)
+                num_bytes += table.nbytes
+        return num_bytes
 
     return WrittenSplit(paths, sum(map_shards(write, range(count))))

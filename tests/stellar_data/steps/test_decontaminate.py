@@ -17,9 +17,11 @@ from stellar_data.errors import SourceFileError
 from stellar_data.steps.decontaminate import (
     DecontaminateConfig,
     EvalSetSpec,
+    GramIndex,
     decontaminate,
     eval_items,
     read_eval_set,
+    record_grams,
 )
 from stellar_data.steps.fold import fold_texts
 
@@ -56,8 +58,13 @@ def run(
         {"id": [f"t:{i}" for i in range(len(texts))], "source": sources or ["train"] * len(texts)},
         schema={"id": pl.String, "source": pl.String},
     )
-    folded = fold_texts(pl.Series(texts, dtype=pl.String), convert_traditional=convert_traditional)
-    return decontaminate(frame, folded, items, config)
+    series = pl.Series(texts, dtype=pl.String)
+    frame = frame.with_columns(record_grams(series, GramIndex.of(items), convert_traditional=convert_traditional))
+
+    def fold_rows(rows: list[int]) -> list[str]:
+        return fold_texts(series.gather(rows), convert_traditional=convert_traditional).to_list()
+
+    return decontaminate(frame, items, config, fold_rows)
 
 
 def items_of(questions: list[str], answers: list[str] | None = None, name: str = "ev", config=CONFIG) -> list:
@@ -372,3 +379,33 @@ def test_decontaminate_is_deterministic() -> None:
     texts = [*PLANTED.values(), *UNRELATED, EN_Q]
     first, second = run(texts, items), run(texts, items)
     assert first[0].equals(second[0]) and first[1].equals(second[1]) and first[3] == second[3]
+
+
+# --- GramIndex: the lookup the ingest workers do ------------------------------------------------------
+
+
+def test_index_hits_are_exactly_the_eval_grams_a_text_holds() -> None:
+    items = items_of([ZH_Q, EN_Q])
+    index = GramIndex.of(items)
+    assert set(index.by_length) == {8}
+    texts = pl.Series([TEMPLATE.format(ZH_Q_TRADITIONAL), EN_Q.upper(), *UNRELATED, ""], dtype=pl.String)
+    hits = record_grams(texts, index, convert_traditional=True).to_list()
+    zh, en = ({int(g) for g in item.gram_hashes} for item in items)
+    assert set(hits[0]) == zh and set(hits[1]) == en  # every gram of the question, nothing else
+    assert hits[0] == sorted(hits[0]) and len(hits[0]) == len(set(hits[0]))
+    assert all(h == [] for h in hits[2:])  # unrelated texts and the empty text: nothing
+
+
+def test_index_of_short_questions_looks_for_whole_questions() -> None:
+    items = items_of(["什么是红移？", "what is redshift"], ["光谱线向长波方向移动", "a shift of spectral lines"])
+    index = GramIndex.of(items)
+    assert set(index.by_length) == {5, 3}  # 5 Han characters, 3 words: shorter than 8, one gram each
+    hits = record_grams(
+        pl.Series(["请问：什么是红移？", "So, what is redshift?", "红移是什么"], dtype=pl.String), index, convert_traditional=True
+    ).to_list()
+    assert [len(h) for h in hits] == [1, 1, 0]
+
+
+def test_index_of_no_items_finds_nothing() -> None:
+    hits = record_grams(pl.Series([ZH_Q, EN_Q]), GramIndex.of([]), convert_traditional=True)
+    assert hits.to_list() == [[], []]

@@ -1,6 +1,6 @@
 """fold.py: the form in which near-duplicates and contamination are compared. NFKC, lower case,
 OpenCC t2s (protected terms kept), punctuation / symbols / whitespace folded to one space; each Han
-character is a token, every other run of letters or digits is one. token_hashes / ngram_hashes: the
+character is a token, every other run of letters or digits is one. fold_hashes / gram_hashes: the
 n-grams of consecutive tokens within each text (a short text is one gram, an empty one none)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stellar_data.steps.fold import fold_texts, ngram_hashes, token_hashes
+from stellar_data.steps import fold as fold_module
+from stellar_data.steps.fold import TokenHashes, fold_hashes, fold_texts, gram_hashes
 
 
 def fold(*texts: str | None, convert_traditional: bool = True, protected: tuple[str, ...] = ()) -> list[str]:
@@ -111,43 +112,74 @@ def test_empty_and_null_texts_fold_to_empty() -> None:
     assert fold(None, "", "  ", "。，！") == ["", "", "", ""]
 
 
-# --- token_hashes ---------------------------------------------------------------------------------
+# --- fold_hashes ----------------------------------------------------------------------------------
+
+
+def hashes_of(*texts: str | None, seed: int = 7, convert_traditional: bool = True) -> TokenHashes:
+    return fold_hashes(pl.Series(list(texts), dtype=pl.String), convert_traditional=convert_traditional, seed=seed)
 
 
 def test_token_hashes_offsets_delimit_each_text() -> None:
-    folded = pl.Series(["a b c", "", "天 文", None, "x"], dtype=pl.String)
-    hashes, offsets = token_hashes(folded, seed=7)
-    assert offsets.tolist() == [0, 3, 3, 5, 5, 6]
-    assert hashes.dtype == np.uint64 and len(hashes) == 6
+    tokens = hashes_of("a, b c", "", "天文", None, "x")
+    assert tokens.offsets.tolist() == [0, 3, 3, 5, 5, 6]
+    assert tokens.hashes.dtype == np.uint64 and len(tokens.hashes) == 6
+    assert tokens.owners().tolist() == [0, 0, 0, 2, 2, 4]
     # the same token hashes the same wherever it is; the seed changes the hashes
-    again, _ = token_hashes(pl.Series(["x b"], dtype=pl.String), seed=7)
-    assert again[0] == hashes[5] and again[1] == hashes[1]
-    other, _ = token_hashes(folded, seed=8)
-    assert not np.array_equal(other, hashes)
+    again = hashes_of("X! b")
+    assert again.hashes[0] == tokens.hashes[5] and again.hashes[1] == tokens.hashes[1]
+    assert not np.array_equal(hashes_of("a, b c", "", "天文", None, "x", seed=8).hashes, tokens.hashes)
+
+
+def test_texts_that_fold_alike_hash_alike() -> None:
+    variants = ["What is a black hole?", "  what   is a BLACK hole ", "Ｗｈａｔ　ｉｓ ａ ｂｌａｃｋ－ｈｏｌｅ？", "什麼是黑洞", "什么是 黑洞！"]
+    tokens = hashes_of(*variants)
+    per_text = [tokens.hashes[a:b].tolist() for a, b in zip(tokens.offsets[:-1], tokens.offsets[1:], strict=True)]
+    assert per_text[0] == per_text[1] == per_text[2]
+    assert per_text[3] == per_text[4]
+    assert len(set(per_text[0])) == 5  # five distinct words, five distinct hashes
+
+
+def test_hashes_follow_the_folded_tokens_exactly() -> None:
+    """fold_hashes and fold_texts tokenize alike: a text's token hashes are those of its folded tokens."""
+    texts = ["银河系Milky Way有2000亿颗恒星", "x_y don't 3.14", "ﬁnal ①② e=mc²", "Schro\u0308dinger İstanbul ǅ"]
+    for text in texts:
+        words = one(text).split()
+        tokens = hashes_of(text)
+        assert len(tokens.hashes) == len(words), text
+        assert tokens.hashes.tolist() == [hashes_of(w).hashes[0] for w in words], text
+
+
+def test_chunks_do_not_change_the_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"第{i}个问题 question number {i}" for i in range(50)]
+    whole = hashes_of(*texts)
+    monkeypatch.setattr(fold_module, "_CHUNK_CHARS", 64)  # several texts per chunk, many chunks
+    chunked = hashes_of(*texts)
+    assert np.array_equal(whole.hashes, chunked.hashes) and np.array_equal(whole.offsets, chunked.offsets)
 
 
 def test_token_hashes_of_nothing() -> None:
-    hashes, offsets = token_hashes(pl.Series([], dtype=pl.String), seed=1)
-    assert len(hashes) == 0 and offsets.tolist() == [0]
+    tokens = hashes_of()
+    assert len(tokens.hashes) == 0 and tokens.offsets.tolist() == [0]
 
 
-# --- ngram_hashes ---------------------------------------------------------------------------------
+# --- gram_hashes ----------------------------------------------------------------------------------
 
 
-def grams_of(folded: list[str], n: int, seed: int = 3) -> list[set[int]]:
-    hashes, offsets = token_hashes(pl.Series(folded, dtype=pl.String), seed)
-    grams, owner = ngram_hashes(hashes, offsets, n)
+def grams_of(texts: list[str], n: int, whole_short_texts: bool = True) -> list[set[int]]:
+    tokens = hashes_of(*texts, seed=3)
+    grams, owner = gram_hashes(tokens, n, whole_short_texts)
     assert len(grams) == len(owner)
-    return [set(grams[owner == i].tolist()) for i in range(len(folded))]
+    return [set(grams[owner == i].tolist()) for i in range(len(texts))]
 
 
 def test_ngrams_are_consecutive_tokens_within_one_text() -> None:
-    texts = fold("the quick brown fox jumps over the lazy dog", "one two", "天文学是研究天体的科学")
-    hashes, offsets = token_hashes(pl.Series(texts), 3)
-    grams, owner = ngram_hashes(hashes, offsets, 3)
+    tokens = hashes_of("the quick brown fox jumps over the lazy dog", "one two", "天文学是研究天体的科学")
+    grams, owner = gram_hashes(tokens, 3)
     # 9 tokens -> 7 trigrams; 2 tokens (short) -> 1; 11 Han characters -> 9: none spans two texts
     assert np.bincount(owner).tolist() == [7, 1, 9]
     assert grams.dtype == np.uint64
+    _, owner = gram_hashes(tokens, 3, whole_short_texts=False)
+    assert np.bincount(owner).tolist() == [7, 0, 9]
 
 
 def test_ngram_set_of_a_text_is_a_subset_of_the_text_wrapped_in_other_words() -> None:
@@ -155,12 +187,21 @@ def test_ngram_set_of_a_text_is_a_subset_of_the_text_wrapped_in_other_words() ->
     zh = "太阳系中体积最大的行星是哪一颗"
     for n in (1, 3, 5, 8):
         plain, wrapped, unrelated = grams_of(
-            fold(question, f"Please answer this: {question} Think step by step.", "an unrelated sentence about cats"), n
+            [question, f"Please answer this: {question} Think step by step.", "an unrelated sentence about cats"], n
         )
         assert plain and plain <= wrapped, n
         assert not plain & unrelated, n
-        zh_plain, zh_wrapped = grams_of(fold(zh, f"你是一位资深天文学家。有人说“{zh}”，你怎么看？"), n)
+        zh_plain, zh_wrapped = grams_of([zh, f"你是一位资深天文学家。有人说“{zh}”，你怎么看？"], n)
         assert zh_plain and zh_plain <= zh_wrapped, n
+
+
+def test_a_short_text_is_one_gram_that_longer_texts_hold_too() -> None:
+    """The gram of a text shorter than n is the same hash as its tokens' gram inside a longer text."""
+    short, longer = grams_of(["black hole", "what is a black hole anyway"], 5)
+    (whole,) = short
+    (inside,) = grams_of(["what is a black hole anyway"], 2)[0] & grams_of(["black hole"], 2)[0]
+    assert whole == inside
+    assert not short & longer  # the 5-grams of the longer text are other grams
 
 
 def test_word_order_matters_within_an_ngram() -> None:
@@ -175,22 +216,17 @@ def test_a_short_text_gives_one_gram_and_an_empty_one_none() -> None:
     assert sets[0] != sets[3]
 
 
-def test_ngram_hashes_with_no_text_at_all() -> None:
-    grams, owner = ngram_hashes(np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64), 5)
+def test_gram_hashes_with_no_text_at_all() -> None:
+    grams, owner = gram_hashes(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)), 5)
     assert len(grams) == len(owner) == 0
-    grams, owner = ngram_hashes(np.empty(0, dtype=np.uint64), np.zeros(3, dtype=np.int64), 5)
+    grams, owner = gram_hashes(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(3, dtype=np.int64)), 5)
     assert len(grams) == 0
 
 
-def test_ngram_hashes_are_deterministic_and_spread() -> None:
+def test_gram_hashes_are_deterministic_and_spread() -> None:
     text = " ".join(f"w{i}" for i in range(400))
     first, second = grams_of([text], 5), grams_of([text], 5)
     assert first == second
     assert len(first[0]) == 396  # distinct tokens: every 5-gram hash distinct (no collisions)
     top_bits = {g >> 58 for g in first[0]}
     assert len(top_bits) > 50  # the high bits (MinHash bins) are spread over most of the 64 bins
-
-
-def test_ngram_sizes_beyond_the_limit_are_refused() -> None:
-    with pytest.raises(ValueError, match="n-grams up to"):
-        ngram_hashes(np.zeros(20, dtype=np.uint64), np.array([0, 20]), 14)

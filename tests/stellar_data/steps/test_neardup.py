@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stellar_data.steps.fold import fold_texts
+from stellar_data.steps.fold import fold_hashes, fold_texts
 from stellar_data.steps.neardup import SIGNATURE, NearDupConfig, near_dedup, signatures
 
 SEED = 20240229
@@ -22,7 +22,8 @@ def folded(*texts: str) -> pl.Series:
 
 
 def sig(*texts: str, config: NearDupConfig = CONFIG, seed: int = SEED) -> np.ndarray:
-    return signatures(folded(*texts), config, seed)
+    tokens = fold_hashes(pl.Series(list(texts), dtype=pl.String), convert_traditional=True, seed=seed)
+    return signatures(tokens, config)
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
@@ -96,7 +97,7 @@ def test_share_of_equal_bins_estimates_the_shingle_jaccard(m: int, han: bool, nu
     f = folded(base, other).to_list()
     exact = shingle_jaccard(*f)
     estimates = [
-        estimated(signatures(folded(base, other), NearDupConfig(num_perm=num_perm), seed)) for seed in (1, 2, 3)
+        estimated(sig(base, other, config=NearDupConfig(num_perm=num_perm), seed=seed)) for seed in (1, 2, 3)
     ]
     assert all(abs(e - exact) <= 0.15 for e in estimates), (exact, estimates)
     assert abs(sum(estimates) / 3 - exact) <= 0.08, (exact, estimates)
