@@ -401,7 +401,9 @@ def test_index_of_short_questions_looks_for_whole_questions() -> None:
     index = GramIndex.of(items)
     assert set(index.by_length) == {5, 3}  # 5 Han characters, 3 words: shorter than 8, one gram each
     hits = record_grams(
-        pl.Series(["请问：什么是红移？", "So, what is redshift?", "红移是什么"], dtype=pl.String), index, convert_traditional=True
+        pl.Series(["请问：什么是红移？", "So, what is redshift?", "红移是什么"], dtype=pl.String),
+        index,
+        convert_traditional=True,
     ).to_list()
     assert [len(h) for h in hits] == [1, 1, 0]
 

@@ -131,7 +131,13 @@ def test_token_hashes_offsets_delimit_each_text() -> None:
 
 
 def test_texts_that_fold_alike_hash_alike() -> None:
-    variants = ["What is a black hole?", "  what   is a BLACK hole ", "Ｗｈａｔ　ｉｓ ａ ｂｌａｃｋ－ｈｏｌｅ？", "什麼是黑洞", "什么是 黑洞！"]
+    variants = [
+        "What is a black hole?",
+        "  what   is a BLACK hole ",
+        "Ｗｈａｔ　ｉｓ ａ ｂｌａｃｋ－ｈｏｌｅ？",
+        "什麼是黑洞",
+        "什么是 黑洞！",
+    ]
     tokens = hashes_of(*variants)
     per_text = [tokens.hashes[a:b].tolist() for a, b in zip(tokens.offsets[:-1], tokens.offsets[1:], strict=True)]
     assert per_text[0] == per_text[1] == per_text[2]

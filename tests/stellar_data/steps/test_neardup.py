@@ -96,9 +96,7 @@ def test_share_of_equal_bins_estimates_the_shingle_jaccard(m: int, han: bool, nu
     other = replaced_tail(base, m, han=han) if m else base
     f = folded(base, other).to_list()
     exact = shingle_jaccard(*f)
-    estimates = [
-        estimated(sig(base, other, config=NearDupConfig(num_perm=num_perm), seed=seed)) for seed in (1, 2, 3)
-    ]
+    estimates = [estimated(sig(base, other, config=NearDupConfig(num_perm=num_perm), seed=seed)) for seed in (1, 2, 3)]
     assert all(abs(e - exact) <= 0.15 for e in estimates), (exact, estimates)
     assert abs(sum(estimates) / 3 - exact) <= 0.08, (exact, estimates)
 
