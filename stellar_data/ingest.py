@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -18,8 +19,8 @@ from .resources import load_schema
 from .sources import ADAPTERS, SourceFile
 from .steps.assemble import assemble
 from .steps.base import StepStats
-from .steps.decontaminate import FOLD_SEED, GramIndex
-from .steps.fold import TokenHashes, fold_hashes
+from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
+from .steps.fold import Grams, TokenHashes, fold_hashes
 from .steps.neardup import SIGNATURE, NearDupConfig, signatures
 from .steps.normalize import NormalizeConfig, normalize
 from .steps.validate import RecordValidator
@@ -91,6 +92,29 @@ def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, .
     )
 
 
+SIMILARITY_BATCH = 8192
+"""Records folded at a time: bounds the numpy scratch arrays (fresh memory is slow to touch)."""
+
+
+def similarity_columns(frame: pl.DataFrame, task: IngestTask) -> list[pl.Series]:
+    """The MinHash signature and / or the eval-gram hits of every record, folded once per batch."""
+    signature_parts, hit_parts = [], []
+    for offset in range(0, frame.height, SIMILARITY_BATCH):
+        grams = Grams(fold_records(frame.slice(offset, SIMILARITY_BATCH), task.spec.opencc, task.protected_terms))
+        if task.near_dedup is not None:
+            signature_parts.append(signatures(grams, task.near_dedup))
+        if task.eval_index is not None:
+            hit_parts.append(task.eval_index.hits(grams))
+    columns = []
+    if task.near_dedup is not None:
+        k = task.near_dedup.num_perm
+        values = np.concatenate(signature_parts) if signature_parts else np.empty((0, k), dtype=np.uint32)
+        columns.append(pl.Series(SIGNATURE, values, dtype=pl.Array(pl.UInt32, k)))
+    if task.eval_index is not None:
+        columns.append(pl.concat(hit_parts) if hit_parts else pl.Series(EVAL_GRAMS, [], dtype=pl.List(pl.UInt64)))
+    return columns
+
+
 def _validation_quarantine(
     failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile
 ) -> pl.DataFrame:
@@ -121,12 +145,7 @@ def ingest(task: IngestTask) -> IngestResult:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
     frame = with_keys(frame, task)
     if task.near_dedup is not None or task.eval_index is not None:
-        tokens = fold_records(frame, task.spec.opencc, task.protected_terms)
-        if task.near_dedup is not None:
-            sig = signatures(tokens, task.near_dedup)
-            frame = frame.with_columns(pl.Series(SIGNATURE, sig, dtype=pl.Array(pl.UInt32, task.near_dedup.num_perm)))
-        if task.eval_index is not None:
-            frame = frame.with_columns(task.eval_index.hits(tokens))
+        frame = frame.with_columns(similarity_columns(frame, task))
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(

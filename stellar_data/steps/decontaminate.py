@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from ..errors import SourceFileError
 from .base import StepStats
 from .dedup import per_source_stats
-from .fold import TokenHashes, fold_hashes, fold_texts, gram_hashes
+from .fold import Grams, TokenHashes, fold_hashes, fold_texts, gram_hashes
 
 EVAL_GRAMS = "_eval_grams"
 """Per record: the hashes of its n-grams that some eval question holds (the GramIndex's hits)."""
@@ -124,12 +124,12 @@ class GramIndex:
             filters[n] = bits
         return filters
 
-    def hits(self, tokens: TokenHashes) -> pl.Series:
+    def hits(self, grams_of: Grams) -> pl.Series:
         """Per text: the sorted distinct hashes of its n-grams found in the index (List[UInt64])."""
-        texts = len(tokens.offsets) - 1
+        texts = grams_of.texts
         found_grams, found_owner = [np.empty(0, dtype=np.uint64)], [np.empty(0, dtype=np.int64)]
         for n, hashes in self.by_length.items():
-            grams, owner = gram_hashes(tokens, n, whole_short_texts=False)
+            grams, owner = grams_of.of(n, whole_short_texts=False)
             byte, bit = _filter_slot(grams)
             maybe = ((self._filters[n][byte] >> bit) & 1).astype(bool)
             grams, owner = grams[maybe], owner[maybe]
@@ -161,7 +161,7 @@ def record_grams(texts: pl.Series, index: GramIndex, *, convert_traditional: boo
     tokens = fold_hashes(
         texts, convert_traditional=convert_traditional, protected_terms=protected_terms, seed=FOLD_SEED
     )
-    return index.hits(tokens)
+    return index.hits(Grams(tokens))
 
 
 def _is_han(token: str) -> bool:

@@ -10,13 +10,13 @@ The steps never keep folded text: `fold_hashes` turns a batch of texts straight 
 in numpy. The texts' code points index two tables (each code point's class and lower-case form,
 derived once from the same regex classes and lower-casing that polars applies), tokens are the runs
 of those classes, and a token's hash is a polynomial over its code points. `gram_hashes` hashes every
-n-gram of consecutive tokens from prefix sums, so grams of several lengths cost one pass each.
+n-gram of consecutive tokens from prefix sums, shared by every n (`Grams`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import polars as pl
@@ -120,17 +120,22 @@ def _tokenize(texts: list[str]) -> _Tokens:
 
 
 def _token_hashes(tokens: _Tokens, seed: int) -> np.ndarray:
-    """A polynomial over each token's code points (wrapping uint64), then mixed with the seed."""
-    if len(tokens.starts) == 0:
-        return np.empty(0, dtype=np.uint64)
-    lengths = tokens.ends - tokens.starts
-    first = np.zeros(len(lengths), dtype=np.int64)  # where each token's code points begin in `terms`
-    np.cumsum(lengths[:-1], out=first[1:])
-    rank = np.arange(lengths.sum()) - np.repeat(first, lengths)  # a code point's position within its token
-    positions = np.repeat(tokens.starts, lengths) + rank  # every token code point, in order
-    powers = np.cumprod(np.full(int(lengths.max()), _TOKEN_BASE, dtype=np.uint64))
-    terms = (tokens.code_points[positions].astype(np.uint64) + np.uint64(1)) * powers[rank]
-    sums = np.add.reduceat(terms, first)
+    """A polynomial over each token's code points (wrapping uint64), then mixed with the seed.
+
+    Most tokens are one code point (every Han character): their polynomial is one product."""
+    starts, ends = tokens.starts, tokens.ends
+    lengths = ends - starts
+    sums = (tokens.code_points[starts].astype(np.uint64) + np.uint64(1)) * _TOKEN_BASE
+    longer = np.flatnonzero(lengths > 1)
+    if len(longer):
+        lengths = lengths[longer]
+        first = np.zeros(len(lengths), dtype=np.int64)  # where each token's code points begin in `terms`
+        np.cumsum(lengths[:-1], out=first[1:])
+        rank = np.arange(lengths.sum()) - np.repeat(first, lengths)  # position within its token
+        positions = np.repeat(starts[longer], lengths) + rank  # every code point of those tokens, in order
+        powers = np.cumprod(np.full(int(lengths.max()), _TOKEN_BASE, dtype=np.uint64))
+        terms = (tokens.code_points[positions].astype(np.uint64) + np.uint64(1)) * powers[rank]
+        sums[longer] = np.add.reduceat(terms, first)
     return mix(sums ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
 
 
@@ -173,35 +178,58 @@ def _batches(texts: pl.Series) -> list[list[str]]:
     return batches
 
 
-def gram_hashes(tokens: TokenHashes, n: int, whole_short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of every n-gram of consecutive tokens within each text, and each one's text index.
+class Grams:
+    """The n-gram hashes of a batch of texts' tokens, for any n, from one prefix sum.
 
-    gram(i, n) = sum_t hash[i + t] * B**t, from prefix sums: the same tokens hash alike wherever they
-    stand. With `whole_short_texts`, a text shorter than n tokens contributes one gram of all its
-    tokens (the same hash as that token sequence inside a longer text); empty texts contribute none.
+    gram(i, n) = sum_t hash[i + t] * B**t: (prefix[i + n] - prefix[i]) * B**-i, so the same tokens
+    hash alike wherever they stand, and each n costs a few passes over the batch.
     """
-    hashes, offsets = tokens.hashes, tokens.offsets
-    count = len(hashes)
-    if count == 0:
-        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
-    powers = np.cumprod(np.r_[np.uint64(1), np.full(count - 1, _GRAM_BASE, dtype=np.uint64)])
-    inverse = np.cumprod(np.r_[np.uint64(1), np.full(count - 1, _GRAM_BASE_INVERSE, dtype=np.uint64)])
-    prefix = np.zeros(count + 1, dtype=np.uint64)
-    np.cumsum(hashes * powers, out=prefix[1:])
-    owners = tokens.owners()
-    lengths = tokens.lengths
-    starts = np.arange(max(count - n + 1, 0))
-    valid = owners[starts] == owners[starts + n - 1] if len(starts) else np.zeros(0, dtype=bool)
-    starts = starts[valid]
-    grams = (prefix[starts + n] - prefix[starts]) * inverse[starts]
-    owner = owners[starts]
-    if whole_short_texts:
-        short = np.flatnonzero((lengths > 0) & (lengths < n))
-        if len(short):
-            begin = offsets[short]
-            whole = (prefix[offsets[short + 1]] - prefix[begin]) * inverse[begin]
-            grams, owner = np.concatenate([grams, whole]), np.concatenate([owner, short])
-    return mix(grams), owner
+
+    def __init__(self, tokens: TokenHashes) -> None:
+        self.tokens = tokens
+        count = len(tokens.hashes)
+        powers, self._inverse = _power_tables(1 << max(count - 1, 1).bit_length())
+        self._prefix = np.zeros(count + 1, dtype=np.uint64)
+        np.cumsum(tokens.hashes * powers[:count], out=self._prefix[1:])
+        self._owners = tokens.owners()
+
+    @property
+    def texts(self) -> int:
+        return len(self.tokens.offsets) - 1
+
+    def of(self, n: int, whole_short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(hash of every n-gram within each text, the text index of each). With `whole_short_texts`,
+        a text shorter than n tokens contributes one gram of all its tokens (the same hash as that
+        token sequence inside a longer text); empty texts contribute none."""
+        count = len(self.tokens.hashes)
+        owners, prefix, inverse = self._owners, self._prefix, self._inverse
+        if count >= n:
+            starts = np.flatnonzero(owners[: count - n + 1] == owners[n - 1 :])
+            grams = (prefix[starts + n] - prefix[starts]) * inverse[starts]
+            owner = owners[starts]
+        else:
+            grams, owner = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+        if whole_short_texts:
+            lengths = self.tokens.lengths
+            short = np.flatnonzero((lengths > 0) & (lengths < n))
+            if len(short):
+                begin, end = self.tokens.offsets[short], self.tokens.offsets[short + 1]
+                whole = (prefix[end] - prefix[begin]) * inverse[begin]
+                grams, owner = np.concatenate([grams, whole]), np.concatenate([owner, short])
+        return mix(grams), owner
+
+
+@lru_cache(maxsize=4)
+def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B**i, B**-i) for i < size; sizes are powers of two, so batches of similar size share a table."""
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE, dtype=np.uint64)])
+    inverse = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE_INVERSE, dtype=np.uint64)])
+    return powers, inverse
+
+
+def gram_hashes(tokens: TokenHashes, n: int, whole_short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """`Grams(tokens).of(n, whole_short_texts)`, for one n."""
+    return Grams(tokens).of(n, whole_short_texts)
 
 
 def mix(values: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import polars as pl
 
 from .base import StepStats
 from .dedup import RANK_COLUMNS, per_source_stats
-from .fold import TokenHashes, gram_hashes
+from .fold import Grams
 
 SIGNATURE = "_minhash"
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -45,12 +45,12 @@ class NearDupConfig:
         return self.num_perm // self.bands
 
 
-def signatures(tokens: TokenHashes, config: NearDupConfig) -> np.ndarray:
-    """(texts, K) uint32 signatures of folded texts' tokens (fold_hashes); an empty text's row is all
+def signatures(grams_of: Grams, config: NearDupConfig) -> np.ndarray:
+    """(texts, K) uint32 signatures of folded texts (their `Grams`); an empty text's row is all
     0xFFFFFFFF (never a duplicate)."""
     k = config.num_perm
-    texts = len(tokens.offsets) - 1
-    grams, owner = gram_hashes(tokens, config.ngram)
+    texts = grams_of.texts
+    grams, owner = grams_of.of(config.ngram)
     flat = np.full(texts * k, _EMPTY, dtype=np.uint32)
     bins = (grams >> np.uint64(64 - int(np.log2(k)))).astype(np.int64)
     np.minimum.at(flat, owner * k + bins, (grams & np.uint64(0xFFFFFFFF)).astype(np.uint32))

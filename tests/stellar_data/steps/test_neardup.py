@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stellar_data.steps.fold import fold_hashes, fold_texts
+from stellar_data.steps.fold import Grams, fold_hashes, fold_texts
 from stellar_data.steps.neardup import SIGNATURE, NearDupConfig, near_dedup, signatures
 
 SEED = 20240229
@@ -23,7 +23,7 @@ def folded(*texts: str) -> pl.Series:
 
 def sig(*texts: str, config: NearDupConfig = CONFIG, seed: int = SEED) -> np.ndarray:
     tokens = fold_hashes(pl.Series(list(texts), dtype=pl.String), convert_traditional=True, seed=seed)
-    return signatures(tokens, config)
+    return signatures(Grams(tokens), config)
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
