@@ -21,16 +21,15 @@ from .corpus import Corpus
 from .errors import CorpusDirError
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
-from .record import RECORD_SCHEMA
 from .report import char_counts, write_report
 from .steps.base import SPLITS
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
 from .writers.manifest import MANIFEST_NAME, build_manifest, file_entries, removals_quarantine, write_manifest
 from .writers.ordered import SplitRecords
-from .writers.parquet import ROW_GROUP_RECORDS, WrittenSplit, write_shards
+from .writers.parquet import WrittenSplit
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
-from .writers.train_json import write_train_json
+from .writers.splits import write_split
 
 
 def _staging_dir(out: Path) -> Path:
@@ -86,7 +85,7 @@ def build(
         clock = time.perf_counter()
         if progress:
             progress("write", 0, 1)
-        manifest = _write_outputs(recipe, plan, results, computed, staging, workers)
+        manifest = _write_outputs(recipe, plan, results, computed, staging)
         shutil.rmtree(work)
         if progress:
             progress("write", 1, 1)
@@ -115,20 +114,14 @@ def _split_entry(staging: Path, records: int, written: WrittenSplit) -> dict[str
 
 
 def _write_outputs(
-    recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path, workers: int
+    recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path
 ) -> dict[str, Any]:
     """Write shards, train.json, the held-out table, the quarantine and the card; return the manifest.
 
-    The data files are written by a thread pool: polars and pyarrow encode and compress without the
-    GIL, so the shards and train.json are written side by side.
+    Each split is written in one pass (writers/splits.py); the small tables are written beside it.
     """
     parts = {split: SplitRecords.of(computed.table, computed.final, split) for split in SPLITS}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        train_json = (
-            pool.submit(write_train_json, parts["train"], staging / "train.json", ROW_GROUP_RECORDS)
-            if recipe.train_json
-            else None
-        )
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the small tables, beside the splits
         heldout_job = pool.submit(write_heldout, computed.held, staging / HELDOUT_DIR)
         quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
         quarantine_job = pool.submit(write_quarantine, quarantine, staging / QUARANTINE_NAME)
@@ -136,14 +129,14 @@ def _write_outputs(
         record_counts: dict[Path, int] = {}
         splits: dict[str, dict[str, Any]] = {}
         for split, part in parts.items():
-            shards = write_shards(part, RECORD_SCHEMA, staging / "data", split, recipe.shard_records, pool.map)
+            train_json = staging / "train.json" if split == "train" and recipe.train_json else None
+            shards = write_split(part, staging / "data", split, recipe.shard_records, train_json)
             for shard_index, path in enumerate(shards.paths):
                 record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
             written += shards.paths
             splits[split] = _split_entry(staging, part.height, shards)
-            if split == "train" and train_json is not None:
-                train_json.result()
-                written.append(staging / "train.json")
+            if train_json is not None:
+                written.append(train_json)
         tables: dict[str, dict[str, Any]] = {}
         heldout = heldout_job.result()
         quarantine_job.result()

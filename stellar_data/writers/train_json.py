@@ -23,12 +23,27 @@ def _lines(last_batch: bool) -> pl.Expr:
     return pl.when(pl.int_range(pl.len()) < pl.len() - 1).then(with_comma).otherwise(_ENCODED).alias("line")
 
 
+class TrainJsonSink:
+    """Writes train.json batch by batch, in order; `total` records in all (the last line has no comma)."""
+
+    def __init__(self, path: Path, total: int) -> None:
+        self._handle = path.open("wb")
+        self._handle.write(b"[\n")
+        self._total = total
+        self._written = 0
+
+    def write(self, batch: pl.DataFrame) -> None:
+        self._written += batch.height
+        lines = batch.select(_lines(last_batch=self._written == self._total))
+        lines.write_csv(self._handle, include_header=False, quote_style="never")
+
+    def close(self) -> None:
+        self._handle.write(b"]\n")
+        self._handle.close()
+
+
 def write_train_json(frame: pl.DataFrame, path: Path, batch_rows: int = 100_000) -> None:
-    with path.open("wb") as handle:
-        handle.write(b"[\n")
-        for offset in range(0, frame.height, batch_rows):
-            batch = frame.slice(offset, batch_rows)
-            batch.select(_lines(last_batch=offset + batch.height == frame.height)).write_csv(
-                handle, include_header=False, quote_style="never"
-            )
-        handle.write(b"]\n")
+    sink = TrainJsonSink(path, frame.height)
+    for offset in range(0, frame.height, batch_rows):
+        sink.write(frame.slice(offset, batch_rows))
+    sink.close()
