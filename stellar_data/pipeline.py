@@ -26,6 +26,7 @@ from .sources import SourceFile
 from .steps.base import StepStats
 from .steps.decontaminate import (
     EVAL_GRAMS,
+    FOLD_SEED,
     GramIndex,
     declared_eval_items,
     decontaminate,
@@ -34,7 +35,7 @@ from .steps.decontaminate import (
 )
 from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
 from .steps.expand import expand, load_templates
-from .steps.fold import fold_texts
+from .steps.fold import TokenHashes, fold_hashes, prefold
 from .steps.holdout import hold_out
 from .steps.mix import MixPlan, apply_mix, plan_mix
 from .steps.neardup import SIGNATURE, near_dedup
@@ -332,17 +333,18 @@ def _decontaminate(
         kept = kept.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
     convert = {spec.name: spec.opencc == "none" for spec in recipe.sources}
 
-    def fold_rows(rows: list[int]) -> list[str]:
+    def record_tokens(rows: list[int]) -> TokenHashes:
+        """Rows of `kept` folded as the workers fold them (t2s only for sources not converted)."""
         chosen = kept.select("source", "_table_row")[rows]
         texts = record_text(records.select(pl.all().gather(chosen["_table_row"])))
-        return [
-            fold_texts(texts.slice(i, 1), convert_traditional=convert[source], protected_terms=recipe.protected_terms)[
-                0
-            ]
-            for i, source in enumerate(chosen["source"].to_list())
-        ]
+        converting = [i for i, source in enumerate(chosen["source"].to_list()) if convert[source]]
+        if converting:
+            at = pl.Series(converting, dtype=pl.UInt32)
+            converted = prefold(texts.gather(at), convert_traditional=True, protected_terms=recipe.protected_terms)
+            texts = texts.scatter(at, converted)
+        return fold_hashes(texts, convert_traditional=False, protected_terms=recipe.protected_terms, seed=FOLD_SEED)
 
-    kept, removed, stats, report = decontaminate(kept, items, config, fold_rows)
+    kept, removed, stats, report = decontaminate(kept, items, config, record_tokens)
     return kept.drop(EVAL_GRAMS), removed.drop(EVAL_GRAMS), stats, report
 
 

@@ -13,8 +13,9 @@ checked on its own (a prompt writes options with labels between them, `A. 木星
 
 The work is on hashes. The ingest workers hash each record's n-grams and keep only those found in a
 `GramIndex` of the eval questions' n-grams (`_eval_grams`, usually empty); this step counts, per
-record and eval item, the shared n-grams. Only the few records that reach the threshold are folded
-again as text, to check a short question's extras and to write the evidence.
+record and eval item, the shared n-grams. The few records that reach the threshold of a short
+question are folded again, to hash the n-grams its extras need; the evidence (the overlapping span)
+is written from the eval question's own tokens.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pyarrow.parquet as pq
 from ..errors import SourceFileError
 from .base import StepStats
 from .dedup import per_source_stats
-from .fold import Grams, TokenHashes, fold_hashes, fold_texts, gram_hashes
+from .fold import Grams, TokenHashes, fold_hashes, fold_texts
 
 EVAL_GRAMS = "_eval_grams"
 """Per record: the hashes of its n-grams that some eval question holds (the GramIndex's hits)."""
@@ -86,6 +87,8 @@ class EvalItem:
     """Folded options / answer pieces, required as well when the question is short (see above)."""
     gram_hashes: tuple[int, ...] = ()
     """The hash of the n-gram starting at each token (one gram of all tokens when shorter than n)."""
+    extra_hashes: tuple[tuple[int, int], ...] = ()
+    """(gram length, hash) of every distinct n-gram of the extras (one gram for a piece shorter than n)."""
 
     @property
     def gram_length(self) -> int:
@@ -93,9 +96,6 @@ class EvalItem:
 
     def grams(self) -> list[str]:
         return _grams(self.tokens, self.n)
-
-    def extra_grams(self) -> list[str]:
-        return [gram for piece in self.extras for gram in _grams(piece, self.n)]
 
 
 @dataclass(frozen=True)
@@ -183,26 +183,68 @@ def eval_items(
             pl.Series(texts, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
         ).to_list()
 
-    flat = fold([piece for item in extras for piece in item])  # one call for every piece
-    pieces, start = [], 0
+    flat_pieces = [piece for item in extras for piece in item]
+    flat = fold(flat_pieces)  # one call for every piece
+    piece_tokens = fold_hashes(
+        pl.Series(flat_pieces, dtype=pl.String),
+        convert_traditional=True,
+        protected_terms=protected_terms,
+        seed=FOLD_SEED,
+    )
+    pieces, first_piece, start = [], [], 0
     for item in extras:
         pieces.append(flat[start : start + len(item)])
+        first_piece.append(start)
         start += len(item)
     folded = fold(questions)
     tokens = fold_hashes(
         pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms, seed=FOLD_SEED
     )
-    drafts = []
+    sizes = [config.ngram_zh if _mostly_han(q.split()) else config.ngram_en for q in folded]
+    question_grams = _grams_per_text(tokens, sizes)
+    piece_grams = _grams_per_text(piece_tokens, [n for n, item in zip(sizes, extras, strict=True) for _ in item])
+    items = []
     for position, (item_id, question, extra) in enumerate(zip(ids, folded, pieces, strict=True)):
         words = tuple(question.split())
         if not words:
             continue
-        han = sum(1 for t in words if _is_han(t))
-        n = config.ngram_zh if han * 2 >= len(words) else config.ngram_en
         short = len(words) < config.min_eval_tokens
         kept_extras = tuple(tuple(p.split()) for p in extra if p.split()) if short else ()
-        drafts.append((position, EvalItem(eval_set, item_id, words, n, kept_extras)))
-    return [_with_gram_hashes(item, tokens, position) for position, item in drafts]
+        first = first_piece[position]
+        extra_hashes = {(length, g) for length, grams in piece_grams[first : first + len(extra)] for g in grams}
+        items.append(
+            EvalItem(
+                eval_set,
+                item_id,
+                words,
+                sizes[position],
+                kept_extras,
+                question_grams[position][1],
+                tuple(sorted(extra_hashes)) if short else (),
+            )
+        )
+    return items
+
+
+def _mostly_han(tokens: list[str]) -> bool:
+    return sum(1 for t in tokens if _is_han(t)) * 2 >= len(tokens)
+
+
+def _grams_per_text(tokens: TokenHashes, sizes: list[int]) -> list[tuple[int, tuple[int, ...]]]:
+    """Per text of a batch: (gram length, its `sizes[i]`-gram hashes in order of their first token);
+    a text shorter than its size is one gram."""
+    grams_of = Grams(tokens)
+    lengths = tokens.lengths.tolist()
+    result: list[tuple[int, tuple[int, ...]]] = [(0, ())] * len(sizes)
+    for n in sorted(set(sizes)):
+        grams, owner = grams_of.of(n)
+        order = np.argsort(owner, kind="stable")  # regular grams come in position order, short texts after
+        hashes = grams[order].tolist()
+        bounds = np.searchsorted(owner[order], np.arange(len(sizes) + 1)).tolist()
+        for text, size in enumerate(sizes):
+            if size == n:
+                result[text] = (min(n, lengths[text]), tuple(hashes[bounds[text] : bounds[text + 1]]))
+    return result
 
 
 def heldout_eval_items(
@@ -231,13 +273,6 @@ def declared_eval_items(
         questions, answers, ids = read_eval_set(spec, sources_dir)
         items += eval_items(questions, answers, ids, spec.name, config, protected_terms)
     return items
-
-
-def _with_gram_hashes(item: EvalItem, tokens: TokenHashes, position: int) -> EvalItem:
-    start, end = tokens.offsets[position], tokens.offsets[position + 1]
-    own = TokenHashes(tokens.hashes[start:end], np.array([0, end - start], dtype=np.int64))
-    grams, _ = gram_hashes(own, item.n)
-    return EvalItem(item.eval_set, item.item_id, item.tokens, item.n, item.extras, tuple(int(g) for g in grams))
 
 
 def read_eval_set(spec: EvalSetSpec, root: Path) -> tuple[list[str], list[list[str]], list[str]]:
@@ -297,16 +332,17 @@ def _span(item: EvalItem, shared: set[int]) -> str:
     return "".join(t if _is_han(t) else f" {t} " for t in tokens).replace("  ", " ").strip()
 
 
-FoldRows = Callable[[list[int]], list[str]]
-"""rows of the frame -> their folded texts (for the few records that reach the threshold)."""
+RecordTokens = Callable[[list[int]], TokenHashes]
+"""rows of the frame -> their folded token hashes (fold_hashes with FOLD_SEED), for the few records
+whose shared n-grams reach the threshold of a short question, whose extras must be found as well."""
 
 
 def decontaminate(
-    frame: pl.DataFrame, items: list[EvalItem], config: DecontaminateConfig, fold_rows: FoldRows
+    frame: pl.DataFrame, items: list[EvalItem], config: DecontaminateConfig, record_tokens: RecordTokens
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats], dict[str, Any]]:
     """frame: id, source, `_eval_grams`. Returns (kept, removed with `eval_set`, `eval_id`, `overlap`,
     `span`; stats per source; counts per eval set and source)."""
-    hits = _best_matches(frame, items, config, fold_rows)
+    hits = _best_matches(frame, items, config, record_tokens)
     mask = pl.Series([row in hits for row in range(frame.height)], dtype=pl.Boolean)
     removed = frame.filter(mask)
     ordered = sorted(hits)
@@ -331,8 +367,39 @@ def decontaminate(
     return frame.filter(~mask), removed, per_source_stats("decontaminate", frame, removed, "contaminated"), report
 
 
+def _extras_found(
+    pairs: pl.DataFrame, items: list[EvalItem], record_tokens: RecordTokens
+) -> dict[tuple[int, int], int]:
+    """(row, item) -> how many of the item's extras grams the row holds, for the pairs whose item has
+    extras: those rows are folded again (few: they already hold the question)."""
+    checked = pairs.filter(pl.col("item").is_in([i for i, item in enumerate(items) if item.extra_hashes]))
+    if checked.height == 0:
+        return {}
+    rows = checked["row"].unique().sort().to_list()
+    grams_of = Grams(record_tokens(rows))
+    wanted = pl.DataFrame(
+        [(i, length, gram) for i in checked["item"].unique().to_list() for length, gram in items[i].extra_hashes],
+        schema={"item": pl.Int64, "length": pl.Int64, "gram": pl.UInt64},
+        orient="row",
+    )
+    held = []
+    for length in wanted["length"].unique().to_list():
+        grams, owner = grams_of.of(length, whole_short_texts=False)
+        sought = np.unique(wanted.filter(pl.col("length") == length)["gram"].to_numpy())
+        position = np.minimum(np.searchsorted(sought, grams), len(sought) - 1)
+        hit = sought[position] == grams
+        held.append(pl.DataFrame({"row": np.array(rows)[owner[hit]], "length": length, "gram": grams[hit]}))
+    found = (
+        pl.concat(held)
+        .unique()
+        .join(wanted, on=["length", "gram"])
+        .join(checked.select("row", "item"), on=["row", "item"])
+    )
+    return {(row, item): n for row, item, n in found.group_by("row", "item").len().iter_rows()}
+
+
 def _best_matches(
-    frame: pl.DataFrame, items: list[EvalItem], config: DecontaminateConfig, fold_rows: FoldRows
+    frame: pl.DataFrame, items: list[EvalItem], config: DecontaminateConfig, record_tokens: RecordTokens
 ) -> dict[int, tuple[str, str, float, str]]:
     """row -> (eval set, eval id, overlap, span) of the best eval item it holds."""
     if not items or frame.height == 0:
@@ -360,17 +427,13 @@ def _best_matches(
         .filter(pl.col("overlap") >= config.threshold)
         .sort("row", pl.col("overlap"), "item", descending=[False, True, False])
     )
-    needs_extras = sorted({row for row, item in zip(pairs["row"], pairs["item"], strict=True) if items[item].extras})
-    folded = dict(zip(needs_extras, fold_rows(needs_extras), strict=True))
+    found_extras = _extras_found(pairs, items, record_tokens)
     best: dict[int, tuple[str, str, float, str]] = {}
     for row, item_position, shared, overlap in pairs.select("row", "item", "gram", "overlap").iter_rows():
         if row in best:
             continue
         item = items[item_position]
-        extras = item.extra_grams()
-        if extras:
-            text = f" {folded[row]} "
-            if sum(1 for g in extras if f" {g} " in text) / len(extras) < config.threshold:
-                continue  # a short question without its options / answer is not the eval item
+        if item.extra_hashes and found_extras.get((row, item_position), 0) / len(item.extra_hashes) < config.threshold:
+            continue  # a short question without its options / answer is not the eval item
         best[row] = (item.eval_set, item.item_id, overlap, _span(item, set(shared)))
     return best

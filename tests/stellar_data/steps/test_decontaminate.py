@@ -15,6 +15,7 @@ import pytest
 
 from stellar_data.errors import SourceFileError
 from stellar_data.steps.decontaminate import (
+    FOLD_SEED,
     DecontaminateConfig,
     EvalSetSpec,
     GramIndex,
@@ -23,7 +24,7 @@ from stellar_data.steps.decontaminate import (
     read_eval_set,
     record_grams,
 )
-from stellar_data.steps.fold import fold_texts
+from stellar_data.steps.fold import TokenHashes, fold_hashes, fold_texts
 
 CONFIG = DecontaminateConfig()  # threshold 0.5, 8-grams, min_eval_tokens 20
 
@@ -61,10 +62,10 @@ def run(
     series = pl.Series(texts, dtype=pl.String)
     frame = frame.with_columns(record_grams(series, GramIndex.of(items), convert_traditional=convert_traditional))
 
-    def fold_rows(rows: list[int]) -> list[str]:
-        return fold_texts(series.gather(rows), convert_traditional=convert_traditional).to_list()
+    def record_tokens(rows: list[int]) -> TokenHashes:
+        return fold_hashes(series.gather(rows), convert_traditional=convert_traditional, seed=FOLD_SEED)
 
-    return decontaminate(frame, items, config, fold_rows)
+    return decontaminate(frame, items, config, record_tokens)
 
 
 def items_of(questions: list[str], answers: list[str] | None = None, name: str = "ev", config=CONFIG) -> list:
