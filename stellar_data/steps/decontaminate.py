@@ -42,6 +42,10 @@ from .fold import Grams, TokenHashes, fold_hashes, fold_texts
 EVAL_GRAMS = "_eval_grams"
 """Per record: the hashes of its n-grams that some eval question holds (the GramIndex's hits)."""
 FOLD_SEED = 0
+SHORT_QUESTION_GRAM = 4
+"""n-gram size for a question shorter than its language's n. Every size the workers look up costs a
+pass over the corpus, so questions of 4..n-1 tokens share this one; a question of fewer tokens is
+not checked (counted as `too_short` in the manifest): its words say too little on their own."""
 """Token-hash seed of decontamination (records and eval items must hash alike)."""
 
 
@@ -89,6 +93,8 @@ class EvalItem:
     """The hash of the n-gram starting at each token (one gram of all tokens when shorter than n)."""
     extra_hashes: tuple[tuple[int, int], ...] = ()
     """(gram length, hash) of every distinct n-gram of the extras (one gram for a piece shorter than n)."""
+    language_n: int = 0
+    """n for the question's language; `n` is SHORT_QUESTION_GRAM when the question is shorter."""
 
     @property
     def gram_length(self) -> int:
@@ -109,7 +115,8 @@ class GramIndex:
     def of(cls, items: list[EvalItem]) -> GramIndex:
         grams: dict[int, list[int]] = {}
         for item in items:
-            grams.setdefault(item.gram_length, []).extend(item.gram_hashes)
+            if item.gram_hashes:
+                grams.setdefault(item.gram_length, []).extend(item.gram_hashes)
         return cls({n: np.unique(np.array(g, dtype=np.uint64)) for n, g in sorted(grams.items())})
 
     @cached_property
@@ -200,7 +207,8 @@ def eval_items(
     tokens = fold_hashes(
         pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms, seed=FOLD_SEED
     )
-    sizes = [config.ngram_zh if _mostly_han(q.split()) else config.ngram_en for q in folded]
+    language_n = [_language_n(q.split(), config) for q in folded]
+    sizes = [n if len(q.split()) >= n else SHORT_QUESTION_GRAM for n, q in zip(language_n, folded, strict=True)]
     question_grams = _grams_per_text(tokens, sizes)
     piece_grams = _grams_per_text(piece_tokens, [n for n, item in zip(sizes, extras, strict=True) for _ in item])
     items = []
@@ -219,15 +227,17 @@ def eval_items(
                 words,
                 sizes[position],
                 kept_extras,
-                question_grams[position][1],
+                question_grams[position][1] if len(words) >= SHORT_QUESTION_GRAM else (),
                 tuple(sorted(extra_hashes)) if short else (),
+                language_n[position],
             )
         )
     return items
 
 
-def _mostly_han(tokens: list[str]) -> bool:
-    return sum(1 for t in tokens if _is_han(t)) * 2 >= len(tokens)
+def _language_n(tokens: list[str], config: DecontaminateConfig) -> int:
+    """n for the question's language: Han characters or words."""
+    return config.ngram_zh if sum(1 for t in tokens if _is_han(t)) * 2 >= len(tokens) else config.ngram_en
 
 
 def _grams_per_text(tokens: TokenHashes, sizes: list[int]) -> list[tuple[int, tuple[int, ...]]]:
@@ -362,7 +372,12 @@ def decontaminate(
     for name in {item.eval_set for item in items}:
         counts.setdefault(name, {"removed": 0, "by_source": {}})
     report = {
-        name: counts[name] | {"eval_items": sum(1 for i in items if i.eval_set == name)} for name in sorted(counts)
+        name: counts[name]
+        | {
+            "eval_items": sum(1 for i in items if i.eval_set == name),
+            "too_short": sum(1 for i in items if i.eval_set == name and not i.gram_hashes),
+        }
+        for name in sorted(counts)
     }
     return frame.filter(~mask), removed, per_source_stats("decontaminate", frame, removed, "contaminated"), report
 
@@ -412,6 +427,11 @@ def _best_matches(
         schema={"item": pl.Int64, "gram": pl.UInt64},
     ).unique()
     sizes = item_grams.group_by("item").len("size")
+    # a question shorter than its language's n must be held whole: all of its (SHORT_QUESTION_GRAM) grams
+    required = pl.DataFrame(
+        {"item": np.arange(len(items)), "required": [1.0 if i.n < i.language_n else config.threshold for i in items]},
+        schema={"item": pl.Int64, "required": pl.Float64},
+    )
     record_grams = (
         frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(EVAL_GRAMS).alias("gram"))
         .explode("gram")
@@ -423,8 +443,9 @@ def _best_matches(
         .group_by("row", "item")
         .agg(pl.col("gram"))
         .join(sizes, on="item")
+        .join(required, on="item")
         .with_columns((pl.col("gram").list.len() / pl.col("size")).alias("overlap"))
-        .filter(pl.col("overlap") >= config.threshold)
+        .filter(pl.col("overlap") >= pl.col("required"))
         .sort("row", pl.col("overlap"), "item", descending=[False, True, False])
     )
     found_extras = _extras_found(pairs, items, record_tokens)

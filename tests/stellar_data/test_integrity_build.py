@@ -98,7 +98,7 @@ def test_decontamination_report_per_eval_set_and_source(corpus: sd.Corpus) -> No
     report = manifest["decontamination"]
     assert set(report) == {"astro_qa_heldout", "gsm8k_test"}
     for name, entry in report.items():
-        assert set(entry) == {"removed", "by_source", "eval_items"}, name
+        assert set(entry) == {"removed", "by_source", "eval_items", "too_short"}, name
         assert entry["removed"] == sum(entry["by_source"].values()), name
         assert set(entry["by_source"]) <= set(manifest["sources"]), name
     assert report["gsm8k_test"]["eval_items"] == 1319
@@ -425,8 +425,8 @@ def test_crafted_planted_items_are_removed_with_evidence(crafted: tuple[sd.Corpu
     assert int(evidence["forum_tw:0"]["pct"]) >= 50 and int(evidence["general_zh:1"]["pct"]) >= 50
     report = corpus.manifest["decontamination"]
     assert report == {
-        "astro_cn": {"removed": 2, "by_source": {"general_zh": 1, "forum_tw": 1}, "eval_items": 3},
-        "gsm8k_test": {"removed": 1, "by_source": {"general_en": 1}, "eval_items": 1319},
+        "astro_cn": {"removed": 2, "by_source": {"general_zh": 1, "forum_tw": 1}, "eval_items": 3, "too_short": 0},
+        "gsm8k_test": {"removed": 1, "by_source": {"general_en": 1}, "eval_items": 1319, "too_short": 0},
     }
     counts = {name: s["counts"]["decontaminated"] for name, s in corpus.manifest["sources"].items()}
     assert counts == {"general_en": 1, "general_zh": 1, "forum_tw": 1}

@@ -267,7 +267,9 @@ def test_planted_chinese_variants_are_caught_with_evidence() -> None:
         len(UNRELATED),
         {"contaminated": len(PLANTED)},
     )
-    assert report == {"ev": {"removed": len(PLANTED), "by_source": {"train": len(PLANTED)}, "eval_items": 2}}
+    assert report == {
+        "ev": {"removed": len(PLANTED), "by_source": {"train": len(PLANTED)}, "eval_items": 2, "too_short": 0}
+    }
 
 
 def test_planted_english_variants_are_caught_with_evidence() -> None:
@@ -322,19 +324,31 @@ def test_unrelated_records_survive() -> None:
     items = items_of([ZH_Q, EN_Q, "以下说法不正确的是（ ）。"], ["", "", "地球是平的"])
     kept, removed, _, report = run(UNRELATED, items)
     assert removed.height == 0 and kept.height == len(UNRELATED)
-    assert report == {"ev": {"removed": 0, "by_source": {}, "eval_items": 3}}
+    assert report == {"ev": {"removed": 0, "by_source": {}, "eval_items": 3, "too_short": 0}}
     assert set(removed.columns) >= {"eval_set", "eval_id", "overlap", "span"}
 
 
 def test_a_short_question_alone_does_not_flag_every_text_mentioning_it() -> None:
-    """`红移` alone would match any text about redshift; with its answer it needs the answer too."""
-    items = items_of(["红移"], ["天体光谱线向红端移动的现象"])
+    """`什么是红移` alone would match any text asking about redshift; with its answer it needs the answer too."""
+    items = items_of(["什么是红移？"], ["天体光谱线向红端移动的现象"])
     texts = [
-        "星系的红移说明宇宙在膨胀，哈勃定律描述了红移与距离的关系。",
+        "什么是红移？星系的红移说明宇宙在膨胀，哈勃定律描述了红移与距离的关系。",
         "什么是红移？红移是天体光谱线向红端移动的现象。",
     ]
-    kept, removed, _, _ = run(texts, items)
+    kept, removed, _, report = run(texts, items)
     assert kept["id"].to_list() == ["t:0"] and removed["id"].to_list() == ["t:1"]
+    assert report["ev"]["too_short"] == 0
+
+
+def test_a_question_of_fewer_than_four_tokens_is_not_checked_and_is_counted() -> None:
+    """`红移` (two tokens) says too little on its own: never a match, counted as too short."""
+    items = items_of(["红移", "What is redshift?"], ["天体光谱线向红端移动的现象", "a shift of spectral lines"])
+    assert [item.gram_hashes == () for item in items] == [True, True]
+    _, removed, _, report = run(
+        ["红移是天体光谱线向红端移动的现象。", "What is redshift? A shift of spectral lines."], items
+    )
+    assert removed.height == 0
+    assert report["ev"]["too_short"] == 2 and report["ev"]["eval_items"] == 2
 
 
 def test_threshold_half_a_question_caught_at_half_not_at_nine_tenths() -> None:
@@ -364,8 +378,8 @@ def test_the_best_matching_eval_item_is_reported_with_its_set() -> None:
         ("t:2", "gsm8k_test", "q0"),
     ]
     assert report == {
-        "astro": {"removed": 2, "by_source": {"mixed": 1, "zh": 1}, "eval_items": 1},
-        "gsm8k_test": {"removed": 1, "by_source": {"en": 1}, "eval_items": 1},
+        "astro": {"removed": 2, "by_source": {"mixed": 1, "zh": 1}, "eval_items": 1, "too_short": 0},
+        "gsm8k_test": {"removed": 1, "by_source": {"en": 1}, "eval_items": 1, "too_short": 0},
     }
     assert kept["id"].to_list() == ["t:3"]
 
@@ -397,16 +411,19 @@ def test_index_hits_are_exactly_the_eval_grams_a_text_holds() -> None:
     assert all(h == [] for h in hits[2:])  # unrelated texts and the empty text: nothing
 
 
-def test_index_of_short_questions_looks_for_whole_questions() -> None:
-    items = items_of(["什么是红移？", "what is redshift"], ["光谱线向长波方向移动", "a shift of spectral lines"])
+def test_index_of_short_questions_looks_for_their_4_grams() -> None:
+    items = items_of(
+        ["什么是红移？", "what is the redshift of light"], ["光谱线向长波方向移动", "a shift of spectral lines"]
+    )
     index = GramIndex.of(items)
-    assert set(index.by_length) == {5, 3}  # 5 Han characters, 3 words: shorter than 8, one gram each
+    assert set(index.by_length) == {4}  # 5 Han characters, 6 words: shorter than 8, so 4-grams
+    assert [len(item.gram_hashes) for item in items] == [2, 3]
     hits = record_grams(
-        pl.Series(["请问：什么是红移？", "So, what is redshift?", "红移是什么"], dtype=pl.String),
+        pl.Series(["请问：什么是红移？", "So, what is the redshift?", "红移是什么"], dtype=pl.String),
         index,
         convert_traditional=True,
     ).to_list()
-    assert [len(h) for h in hits] == [1, 1, 0]
+    assert [len(h) for h in hits] == [2, 1, 0]  # "what is the redshift" is one of the three 4-grams
 
 
 def test_index_of_no_items_finds_nothing() -> None:
