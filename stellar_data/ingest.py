@@ -5,6 +5,7 @@ in worker processes (OpenCC holds the GIL: two cores need two processes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pyarrow as pa
 
 from .hashing import content_hash, file_sha256, seeded_u64, seeded_unit
 from .recipe import SourceSpec
-from .record import QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
+from .record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
 from .resources import load_schema
 from .sources import ADAPTERS, SourceFile
 from .steps.assemble import assemble
@@ -41,6 +42,9 @@ class IngestTask:
     """When set, each record's MinHash signature is computed here, in the worker."""
     eval_index: GramIndex | None = None
     """When set, each record's n-grams found in the eval questions' index (`_eval_grams`) are kept."""
+    read_batch: int = 50_000
+    """Items assembled and normalized at a time: only one batch's Python objects are alive at once,
+    the rest of the file is already in compact Arrow columns."""
 
 
 @dataclass
@@ -135,11 +139,35 @@ def _validation_quarantine(
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
 
 
+def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepStats, StepStats]:
+    """The file's records, read and normalized batch by batch; (records, quarantine, read and
+    normalize stats)."""
+    spec, file = task.spec, task.file
+    entries = iter(ADAPTERS[spec.adapter](file, spec.options, spec.lang))
+    config = NormalizeConfig(spec.opencc, task.protected_terms)
+    frames, quarantines = [], []
+    read_stats, normalize_stats = StepStats("read", spec.name), StepStats("normalize", spec.name)
+    while True:
+        batch = list(islice(entries, task.read_batch))
+        if batch or not frames:  # an empty file still gives its (empty) frame
+            frame, quarantine, batch_read = assemble(batch, spec, file)
+            frame, batch_normalize = normalize(frame, config, spec.name)
+            frames.append(frame)
+            quarantines.append(quarantine)
+            read_stats.merge(batch_read)
+            normalize_stats.merge(batch_normalize)
+        if len(batch) < task.read_batch:
+            break
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    extra = [c for c in frame.columns if c.startswith(EXTRA_PREFIX)]
+    if extra:  # a structured field absent from a whole batch
+        frame = frame.with_columns(pl.col(extra).fill_null(""))
+    return frame, pl.concat(quarantines), read_stats, normalize_stats
+
+
 def ingest(task: IngestTask) -> IngestResult:
     spec, file = task.spec, task.file
-    entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
-    frame, quarantine, read_stats = assemble(entries, spec, file)
-    frame, normalize_stats = normalize(frame, NormalizeConfig(spec.opencc, task.protected_terms), spec.name)
+    frame, quarantine, read_stats, normalize_stats = read_normalized(task)
     frame, failures, validate_stats = RecordValidator(load_schema("record.schema.json"))(frame, spec.name)
     if failures:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])

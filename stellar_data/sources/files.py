@@ -137,14 +137,11 @@ def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
 
 
 def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
     if not clean:
-        check_encoding(file, lines)
+        check_encoding(file, text.split("\n"))
     parsed = 0
     failures = 0
-    for row, line in enumerate(lines):
+    for row, line in enumerate(_lines(text)):
         location = f"line {row + 1}"
         if not line.strip():
             continue
@@ -162,6 +159,18 @@ def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
         yield row, location, value
     if parsed == 0 and failures > 0:
         raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of a text one at a time (a list of all of them would double a large file's memory);
+    no empty last line after a final newline."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop == -1:
+            stop = end
+        yield text[start:stop]
+        start = stop + 1
 
 
 def json_objects(
