@@ -169,7 +169,7 @@ def copies_per_record(ids: list[str], target: int, seed: int) -> dict[str, int]:
     if not ids:
         return {}
     whole, extra = divmod(target, len(ids))
-    drawn = set(sorted(ids, key=lambda i: (seeded_u64(seed, "mix", i), i))[:extra])
+    drawn = set(sorted(ids, key=lambda i: (seeded_u64(seed, "mix", i), i))[:extra]) if extra else set()
     return {i: whole + (1 if i in drawn else 0) for i in ids}
 
 
@@ -198,9 +198,12 @@ def apply_mix(
         pl.when(copy == 0).then(pl.col("id")).otherwise(pl.format("{}:c{}", pl.col("id"), copy)).alias("id"),
         copy.cast(pl.Int32),
     ).drop("_times")
-    ids = mixed["id"].to_list()
     if "_order" in mixed.columns:  # copies must not sit next to their original after the shuffle
-        mixed = mixed.with_columns(pl.Series("_order", [seeded_u64(seed, "order", i) for i in ids], dtype=pl.UInt64))
+        # an original keeps its id, so its order (seeded by the id) is already right: only copies draw
+        copies = (pl.col("copy_index") > 0).arg_true()
+        rows = mixed.select(copies).to_series()
+        orders = [seeded_u64(seed, "order", i) for i in mixed["id"].gather(rows).to_list()]
+        mixed = mixed.with_columns(mixed["_order"].scatter(rows, pl.Series(orders, dtype=pl.UInt64)))
     stats: dict[str, StepStats] = {}
     per_source = counted.group_by("source").agg(
         pl.len().alias("total"),
