@@ -59,6 +59,9 @@ class Run:
     kept: int | None = None
     """Records kept after exact dedup (core chain), for reconciling the tools."""
     timings_s: dict[str, float] = field(default_factory=dict)
+    """ours: the build's phases (ingest, global steps, write) from its manifest."""
+    global_steps_s: dict[str, float] = field(default_factory=dict)
+    """ours: each global step (dedup, neardup, holdout, decontaminate, split, expand, mix)."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""
 
@@ -118,6 +121,7 @@ def read_counts(run: Run, out: Path) -> None:
     if run.tool.startswith("ours"):
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         run.timings_s = manifest["volatile"]["timings_s"]
+        run.global_steps_s = manifest["volatile"].get("global_steps_s", {})
         run.steps = manifest["steps"]
         run.kept = sum(s["kept"] for s in manifest["steps"] if s["step"] == "dedup")
     else:
@@ -178,6 +182,24 @@ def markdown(runs: list[Run]) -> str:
             f"| {_gb(run.largest_process_mb)} | {'' if run.kept is None else f'{run.kept:,}'} | {ratio} | {rss_ratio} |"
         )
     return "\n".join(lines)
+
+
+def steps_markdown(runs: list[Run]) -> str:
+    """Where our builds spend their time: the phases, then each global step."""
+    ours = sorted((r for r in runs if r.tool.startswith("ours") and r.timings_s), key=lambda r: (r.records, r.tool))
+    names = sorted({name for r in ours for name in r.global_steps_s}, key=lambda n: STEP_ORDER.index(n))
+    lines = [
+        "| N | tool | ingest | global steps | write | total |" + "".join(f" {n} |" for n in names),
+        "|---|---|---|---|---|---|" + "---|" * len(names),
+    ]
+    for run in ours:
+        phases = " | ".join(f"{run.timings_s.get(k, 0):.1f} s" for k in ("ingest", "global_steps", "write", "total"))
+        steps = "".join(f" {run.global_steps_s[n]:.2f} s |" if n in run.global_steps_s else " |" for n in names)
+        lines.append(f"| {run.records:,} | {LABELS[run.tool]} | {phases} |{steps}")
+    return "\n".join(lines)
+
+
+STEP_ORDER = ["load", "dedup", "neardup", "holdout", "decontaminate", "split", "expand", "mix"]
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -256,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     save(results_path, merged, generation, args.workers, args.seed)
     print()
     print(markdown(merged))
+    print()
+    print(steps_markdown(merged))
     plot(merged, args.plot)
     print(f"\nresults: {results_path}\nplot: {args.plot}")
     problems = reconcile(runs)

@@ -95,6 +95,7 @@ def build(
             "workers": workers,
             "cpu_count": os.cpu_count(),
             "timings_s": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
+            "global_steps_s": computed.step_seconds,
         }
         write_manifest(manifest, staging / MANIFEST_NAME)
         _replace_dir(staging, out)

@@ -8,9 +8,11 @@ mixture of the train split. It writes nothing: `build` writes its result, `plan`
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -42,6 +44,22 @@ from .steps.neardup import SIGNATURE, near_dedup
 from .steps.split import assign_splits
 from .steps.validate import RecordValidator
 from .writers.quarantine import rejection_counts
+
+
+@dataclass
+class StepClock:
+    """Wall seconds per named step (reported in the manifest's `volatile`, never in the data)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - started, 3)
+
 
 THIN_COLUMNS = (
     "id", "source", "category", "group", "lang", "source_file", "copy_index",
@@ -243,6 +261,8 @@ class Computed:
     """Train records per category before mixing."""
     near_dup_report: dict | None = None
     decontamination_report: dict | None = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each global step (`load`: reading the workers' records)."""
 
 
 def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
@@ -251,7 +271,9 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     check_quarantine_limits(recipe, stats, rejected)
 
     paths = [r.records_path for r in results if r.records_path is not None]
-    records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
+    clock = StepClock()
+    with clock("load"):
+        records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
     records = records.with_row_index("_table_row")
     repeated = records.filter(pl.col("id").is_duplicated())
     if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged
@@ -262,19 +284,24 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     signature = [SIGNATURE] if SIGNATURE in records.columns else []
     eval_grams = [EVAL_GRAMS] if EVAL_GRAMS in records.columns else []
     thin = records.select(*THIN_COLUMNS, *strata, *signature, *eval_grams)
-    kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
+    with clock("dedup"):
+        kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
     near_report = None
     if recipe.near_dedup is not None:
-        kept, near, near_stats, near_report = near_dedup(kept, recipe.near_dedup)
+        with clock("neardup"):
+            kept, near, near_stats, near_report = near_dedup(kept, recipe.near_dedup)
     else:
         near, near_stats = kept.clear(), per_source_stats("neardup", kept, kept.clear(), "near_duplicate")
     kept = kept.drop(signature)
     holdouts = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
-    kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
+    with clock("holdout"):
+        kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
     held_records = records.join(held.select("id"), on="id", how="semi")
-    kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
+    with clock("decontaminate"):
+        kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
     table = records.drop(signature + eval_grams)  # not needed any more
-    assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
+    with clock("split"):
+        assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
     for step_stats in (
         *dedup_stats.values(),
         *near_stats.values(),
@@ -283,7 +310,8 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         *split_stats.values(),
     ):
         stats[(step_stats.step, step_stats.source)] = step_stats
-    final, table = _expand(recipe, assigned, table, stats)
+    with clock("expand"):
+        final, table = _expand(recipe, assigned, table, stats)
 
     train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
     # Every category a source declares, with 0 where no record reached train (an empty category).
@@ -292,7 +320,8 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     mix_plan, factors = None, {}
     if recipe.mix is not None:
         mix_plan = plan_mix(before_mix, recipe.mix)
-        train, mix_stats, factors = apply_mix(train, mix_plan, recipe.seed)
+        with clock("mix"):
+            train, mix_stats, factors = apply_mix(train, mix_plan, recipe.seed)
     else:
         mix_stats = {}
     for spec in recipe.sources:
@@ -317,6 +346,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
         before_mix=before_mix,
         near_dup_report=near_report,
         decontamination_report=decon_report,
+        step_seconds=clock.seconds,
     )
 
 
