@@ -57,7 +57,6 @@ DUP_SHARE, BAD_SHARE, NEAR_SHARE, TRAD_SHARE = 0.10, 0.02, 0.01, 0.005
 _FIXED_TIME = dt.datetime(2024, 1, 1)
 
 
-
 @dataclass(frozen=True)
 class Broken:
     """A record written as a JSON line cut off in the middle (an interrupted write)."""
@@ -220,21 +219,36 @@ _PLACES = ("at the market", "from the store", "at school", "in the garden", "at 
 _TEMPLATES = (
     # (statement, question, steps, result) over a, b, d in 2..89. Fixed wording runs stay shorter than the
     # 8-token windows of decontamination: real GSM8K problems share phrases, not whole 8-grams.
-    ("{n} has {a} {t}. Each day {n} {v} {b} more {p}.", "How many {t} after {d} days?",
-     ["{b} * {d} = <<{b}*{d}={bd}>>{bd} new {t}.", "{a} + {bd} = <<{a}+{bd}={r}>>{r} {t} for {n}."],
-     lambda a, b, d: a + b * d),
-    ("One crate of {n} holds {a} red and {b} green {t}.", "{n} fills {d} crates. How many {t}?",
-     ["{a} + {b} = <<{a}+{b}={ab}>>{ab} {t} per crate.", "{ab} * {d} = <<{ab}*{d}={r}>>{r} {t} in all."],
-     lambda a, b, d: (a + b) * d),
-    ("{n} sells {a} {t} {p} at ${d} each and pays ${b} for a ride.", "What does {n} keep?",
-     ["Sales: {a} * {d} = $<<{a}*{d}={ad}>>{ad}.", "{ad} - {b} = $<<{ad}-{b}={r}>>{r} for {n}."],
-     lambda a, b, d: a * d - b),
-    ("{d} shelves hold {a} {t} each; {n} {v} {b} of them.", "How many {t} stay?",
-     ["{d} * {a} = <<{d}*{a}={ad}>>{ad} {t} at first.", "{ad} - {b} = <<{ad}-{b}={r}>>{r} {t} stay."],
-     lambda a, b, d: d * a - b),
-    ("{n} reads {a} pages, then {b} a day for {d} days.", "Pages read by {n}?",
-     ["{b} * {d} = <<{b}*{d}={bd}>>{bd} more pages.", "{a} + {bd} = <<{a}+{bd}={r}>>{r} pages for {n}."],
-     lambda a, b, d: a + b * d),
+    (
+        "{n} has {a} {t}. Each day {n} {v} {b} more {p}.",
+        "How many {t} after {d} days?",
+        ["{b} * {d} = <<{b}*{d}={bd}>>{bd} new {t}.", "{a} + {bd} = <<{a}+{bd}={r}>>{r} {t} for {n}."],
+        lambda a, b, d: a + b * d,
+    ),
+    (
+        "One crate of {n} holds {a} red and {b} green {t}.",
+        "{n} fills {d} crates. How many {t}?",
+        ["{a} + {b} = <<{a}+{b}={ab}>>{ab} {t} per crate.", "{ab} * {d} = <<{ab}*{d}={r}>>{r} {t} in all."],
+        lambda a, b, d: (a + b) * d,
+    ),
+    (
+        "{n} sells {a} {t} {p} at ${d} each and pays ${b} for a ride.",
+        "What does {n} keep?",
+        ["Sales: {a} * {d} = $<<{a}*{d}={ad}>>{ad}.", "{ad} - {b} = $<<{ad}-{b}={r}>>{r} for {n}."],
+        lambda a, b, d: a * d - b,
+    ),
+    (
+        "{d} shelves hold {a} {t} each; {n} {v} {b} of them.",
+        "How many {t} stay?",
+        ["{d} * {a} = <<{d}*{a}={ad}>>{ad} {t} at first.", "{ad} - {b} = <<{ad}-{b}={r}>>{r} {t} stay."],
+        lambda a, b, d: d * a - b,
+    ),
+    (
+        "{n} reads {a} pages, then {b} a day for {d} days.",
+        "Pages read by {n}?",
+        ["{b} * {d} = <<{b}*{d}={bd}>>{bd} more pages.", "{a} + {bd} = <<{a}+{bd}={r}>>{r} pages for {n}."],
+        lambda a, b, d: a + b * d,
+    ),
 )
 
 
@@ -246,8 +260,18 @@ def gsm8k_item(rng: np.random.Generator, filler: str) -> dict[str, str]:
     """A grade-school word problem and its worked answer, GSM8K style (steps, `<<a*b=c>>`, `#### n`)."""
     head, ask, steps, result = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     a, b, d = (int(x) for x in rng.integers(2, 90, size=3))
-    values = {"n": str(rng.choice(_NAMES)), "t": str(rng.choice(_THINGS)), "v": str(rng.choice(_VERBS)),
-              "p": str(rng.choice(_PLACES)), "a": a, "b": b, "d": d, "ab": a + b, "bd": b * d, "ad": a * d}
+    values = {
+        "n": str(rng.choice(_NAMES)),
+        "t": str(rng.choice(_THINGS)),
+        "v": str(rng.choice(_VERBS)),
+        "p": str(rng.choice(_PLACES)),
+        "a": a,
+        "b": b,
+        "d": d,
+        "ab": a + b,
+        "bd": b * d,
+        "ad": a * d,
+    }
     values["r"] = result(a, b, d)
     question = " ".join(x for x in (head.format(**values).replace(" .", "."), filler, ask.format(**values)) if x)
     answer = "\n".join(step.format(**values) for step in steps)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceFileError
@@ -144,14 +145,16 @@ class GramIndex:
             exact = hashes[position] == grams
             found_grams.append(grams[exact])
             found_owner.append(owner[exact])
-        found = pl.DataFrame(
-            {"owner": np.concatenate(found_owner), "gram": np.concatenate(found_grams)},
-            schema={"owner": pl.Int64, "gram": pl.UInt64},
-        )
-        lists = found.unique().sort("owner", "gram").group_by("owner", maintain_order=True).agg("gram")
-        every = pl.DataFrame({"owner": np.arange(texts, dtype=np.int64)})
-        joined = every.join(lists, on="owner", how="left", maintain_order="left")["gram"]
-        return joined.fill_null(pl.lit([], dtype=pl.List(pl.UInt64))).alias(EVAL_GRAMS)
+        owners, grams = np.concatenate(found_owner), np.concatenate(found_grams)
+        order = np.lexsort((grams, owners))
+        owners, grams = owners[order], grams[order]
+        distinct = np.ones(len(grams), dtype=bool)
+        distinct[1:] = (owners[1:] != owners[:-1]) | (grams[1:] != grams[:-1])
+        owners, grams = owners[distinct], grams[distinct]
+        offsets = np.zeros(texts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owners, minlength=texts), out=offsets[1:])
+        lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(grams, type=pa.uint64()))
+        return pl.Series(EVAL_GRAMS, lists, dtype=pl.List(pl.UInt64))
 
 
 def _filter_slot(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -182,7 +182,8 @@ class Grams:
     """The n-gram hashes of a batch of texts' tokens, for any n, from one prefix sum.
 
     gram(i, n) = sum_t hash[i + t] * B**t: (prefix[i + n] - prefix[i]) * B**-i, so the same tokens
-    hash alike wherever they stand, and each n costs a few passes over the batch.
+    hash alike wherever they stand, and each n costs a few passes over the batch. The token hashes
+    are already mixed (uniform 64-bit values), so their polynomial is too: no final mix.
     """
 
     def __init__(self, tokens: TokenHashes) -> None:
@@ -216,7 +217,7 @@ class Grams:
                 begin, end = self.tokens.offsets[short], self.tokens.offsets[short + 1]
                 whole = (prefix[end] - prefix[begin]) * inverse[begin]
                 grams, owner = np.concatenate([grams, whole]), np.concatenate([owner, short])
-        return mix(grams), owner
+        return grams, owner
 
 
 @lru_cache(maxsize=4)

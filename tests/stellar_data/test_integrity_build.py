@@ -34,14 +34,19 @@ VARIANT_OR_COPY = re.compile(r":(t|c)\d+$")
 # 2/3 of its 8-grams, by two train items that change only the vehicle and the numbers.
 GSM8K_OVERLAP = {"gsm8k:1314": "602", "gsm8k:5162": "602"}
 
-# Near-duplicates found in the real data, reviewed by hand: Astro-QA's duplicated questions (one group,
-# the options shuffled, so their 5-gram sets overlap at 0.76-0.80: around the 0.8 threshold, where a
-# 64-bin MinHash estimate decides). 234 / 499: 巴西里约热内卢 ... 月亮位于头顶正上方; 235 / 500: 北京 ...
-# 地球同步轨道卫星.
-FOUND_NEAR_PAIRS = {("astro_qa:zh:4opt:234", "astro_qa:zh:4opt:499"), ("astro_qa:zh:4opt:235", "astro_qa:zh:4opt:500")}
+# Near-duplicates in the real data, reviewed by hand: Astro-QA's duplicated questions (one group, the
+# options shuffled), e.g. 234 / 499 (巴西里约热内卢 ... 月亮位于头顶正上方), 235 / 500 (北京 ... 地球同步轨道卫星),
+# and rewordings the group key does not catch (KNOWN_NEAR_PAIRS). Their 5-gram sets overlap at
+# 0.73-0.80: around the 0.8 threshold, where the 64-bin MinHash estimate decides, so which of them a
+# build reports moves with the hash function; every one reported must be such a pair.
 # Pairs of different groups a MinHash estimate may also put over the threshold (true 5-gram Jaccard
-# 0.75): 55 / 56 share a long explanation of 赤纬 (declination); 929 rewords 875 with the same options.
-KNOWN_NEAR_PAIRS = {("astro_qa:zh:4opt:55", "astro_qa:zh:4opt:56"), ("astro_qa:zh:4opt:875", "astro_qa:zh:4opt:929")}
+# 0.73-0.75): 55 / 56 share a long explanation of 赤纬 (declination); 929 rewords 875 with the same
+# options; 571 rewords 176 (月掩的 2 等及以上恒星) with the options reversed.
+KNOWN_NEAR_PAIRS = {
+    ("astro_qa:zh:4opt:55", "astro_qa:zh:4opt:56"),
+    ("astro_qa:zh:4opt:875", "astro_qa:zh:4opt:929"),
+    ("astro_qa:zh:4opt:176", "astro_qa:zh:4opt:571"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +127,14 @@ def test_gsm8k_test_removes_nothing_from_astro_qa(corpus: sd.Corpus, quarantine:
             assert CONTAMINATED.match(row["message"])["set"] == "astro_qa_heldout", row  # type: ignore[index]
 
 
-def test_near_duplicate_report_holds_the_astro_qa_pairs(corpus: sd.Corpus) -> None:
+def test_near_duplicate_report_holds_the_astro_qa_pairs(corpus: sd.Corpus, astro_groups: dict[str, str]) -> None:
     manifest = corpus.manifest
     report = manifest["near_duplicates"]
     assert set(report) == {"clusters", "dropped", "cluster_sizes", "largest"}
     pairs = {(c["kept"], d) for c in report["largest"] for d in c["dropped"]}
-    assert pairs == FOUND_NEAR_PAIRS
+    assert pairs
+    for kept, dropped in pairs:
+        assert astro_groups[kept] == astro_groups[dropped] or (kept, dropped) in KNOWN_NEAR_PAIRS, (kept, dropped)
     assert report["clusters"] == sum(report["cluster_sizes"].values()) >= 1
     assert report["dropped"] == sum((int(size) - 1) * n for size, n in report["cluster_sizes"].items())
     assert report["dropped"] == sum(s["counts"]["near_duplicates"] for s in manifest["sources"].values())
