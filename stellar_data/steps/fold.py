@@ -15,13 +15,14 @@ n-gram of consecutive tokens from prefix sums, shared by every n (`Grams`).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
 import polars as pl
 
-from .normalize import ChineseConverter, nfkc_sensitive_class
+from .normalize import ChineseConverter, sensitive_code_points
 
 _HAN_CLASS = r"^\p{Han}$"
 _WORD_CLASS = r"^[\p{L}\p{M}\p{N}--\p{Han}]$"
@@ -54,18 +55,29 @@ def code_point_tables() -> tuple[np.ndarray, np.ndarray]:
     return classes, lower
 
 
+@cache
+def nfkc_token_table() -> np.ndarray:
+    """Per code point: True where NFKC may change the tokens (a compatibility or combining character
+    that is, or becomes, a letter, mark, digit or Han character). Fullwidth punctuation, common in
+    Chinese, is NFKC-sensitive but a separator either way: texts holding only that are left alone."""
+    classes, _ = code_point_tables()
+    table = np.zeros(0x110000, dtype=bool)
+    for code in sensitive_code_points(compatibility=True):
+        normalized = unicodedata.normalize("NFKC", chr(code))
+        table[code] = classes[code] != SEPARATOR or any(classes[ord(c)] != SEPARATOR for c in normalized)
+    return table
+
+
 def prefold(texts: pl.Series, *, convert_traditional: bool, protected_terms: tuple[str, ...] = ()) -> pl.Series:
-    """NFKC (only texts holding a character it changes) and OpenCC t2s (only texts holding Han)."""
+    """OpenCC t2s (only texts holding Han), after NFKC on those (compatibility ideographs become the
+    unified ones OpenCC knows); every other text gets NFKC where it matters when tokenized."""
     texts = texts.fill_null("")
-    needs = texts.str.contains(nfkc_sensitive_class())
-    if needs.any():
-        rows = needs.arg_true()
-        texts = texts.scatter(rows, texts.gather(rows).str.normalize("NFKC"))
     if convert_traditional:
         han = texts.str.contains(r"\p{Han}")
         if han.any():
             rows = han.arg_true()
-            converted = ChineseConverter("t2s", protected_terms).convert(texts.gather(rows).to_list())
+            normalized = texts.gather(rows).str.normalize("NFKC").to_list()
+            converted = ChineseConverter("t2s", protected_terms).convert(normalized)
             texts = texts.scatter(rows, pl.Series(converted, dtype=pl.String))
     return texts
 
@@ -96,10 +108,28 @@ class _Tokens:
     offsets: np.ndarray
 
 
+def _code_points(texts: list[str]) -> np.ndarray:
+    """The texts' code points, one separator (U+0000) between texts so no token runs across two."""
+    return np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _with_nfkc(texts: list[str], joined: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """NFKC on the texts holding a character for which it changes the tokens (nfkc_token_table)."""
+    flagged = nfkc_token_table()[joined]
+    if not flagged.any():
+        return texts, joined
+    owner = np.repeat(np.arange(len(texts)), [len(t) + 1 for t in texts])[: len(joined)]
+    rows = np.unique(owner[flagged]).tolist()
+    normalized = pl.Series([texts[i] for i in rows], dtype=pl.String).str.normalize("NFKC").to_list()
+    texts = list(texts)
+    for row, text in zip(rows, normalized, strict=True):
+        texts[row] = text
+    return texts, _code_points(texts)
+
+
 def _tokenize(texts: list[str]) -> _Tokens:
     classes, lower = code_point_tables()
-    # One separator between texts, so no token runs across two of them.
-    joined = np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    texts, joined = _with_nfkc(texts, _code_points(texts))
     if len(joined) == 0:
         none = np.empty(0, dtype=np.int64)
         return _Tokens(np.empty(0, dtype=np.uint32), none, none, np.zeros(len(texts) + 1, dtype=np.int64))

@@ -82,6 +82,18 @@ def nfkc_sensitive_class() -> str:
 
 
 def _sensitive_class(compatibility: bool) -> str:
+    ranges: list[list[int]] = []
+    for code in sensitive_code_points(compatibility):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" if a != b else f"\\x{{{a:X}}}" for a, b in ranges) + "]"
+
+
+@cache
+def sensitive_code_points(compatibility: bool) -> tuple[int, ...]:
+    """The code points of nfc_sensitive_class (or nfkc_sensitive_class), sorted."""
     flagged = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
     for code in range(0x110000):
         if 0xD800 <= code <= 0xDFFF:
@@ -93,13 +105,7 @@ def _sensitive_class(compatibility: bool) -> str:
             flagged.add(code)
         if canonical and len(parts := decomposition.split()) == 2:
             flagged.add(int(parts[1], 16))
-    ranges: list[list[int]] = []
-    for code in sorted(flagged):
-        if ranges and code == ranges[-1][1] + 1:
-            ranges[-1][1] = code
-        else:
-            ranges.append([code, code])
-    return "[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" if a != b else f"\\x{{{a:X}}}" for a, b in ranges) + "]"
+    return tuple(sorted(flagged))
 
 
 def nfc(series: pl.Series) -> pl.Series:
