@@ -9,8 +9,8 @@ n-grams for English); everything else (punctuation, symbols, whitespace) only se
 The steps never keep folded text: `fold_hashes` turns a batch of texts straight into token hashes
 in numpy. The texts' code points index two tables (each code point's class and lower-case form,
 derived once from the same regex classes and lower-casing that polars applies), tokens are the runs
-of those classes, and a token's hash is a polynomial over its code points. `gram_hashes` hashes every
-n-gram of consecutive tokens from prefix sums, shared by every n (`Grams`).
+of those classes, and a token's hash is a polynomial over its code points. `Grams` hashes every
+n-gram of consecutive tokens from one prefix sum, shared by every n.
 """
 
 from __future__ import annotations
@@ -256,11 +256,6 @@ def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
     powers = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE, dtype=np.uint64)])
     inverse = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE_INVERSE, dtype=np.uint64)])
     return powers, inverse
-
-
-def gram_hashes(tokens: TokenHashes, n: int, whole_short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """`Grams(tokens).of(n, whole_short_texts)`, for one n."""
-    return Grams(tokens).of(n, whole_short_texts)
 
 
 def mix(values: np.ndarray) -> np.ndarray:

@@ -74,13 +74,6 @@ def nfc_sensitive_class() -> str:
     return _sensitive_class(compatibility=False)
 
 
-@cache
-def nfkc_sensitive_class() -> str:
-    """As nfc_sensitive_class, for NFKC: compatibility decompositions (fullwidth forms, ligatures,
-    circled and math letters, ...) count too."""
-    return _sensitive_class(compatibility=True)
-
-
 def _sensitive_class(compatibility: bool) -> str:
     ranges: list[list[int]] = []
     for code in sensitive_code_points(compatibility):
@@ -93,7 +86,8 @@ def _sensitive_class(compatibility: bool) -> str:
 
 @cache
 def sensitive_code_points(compatibility: bool) -> tuple[int, ...]:
-    """The code points of nfc_sensitive_class (or nfkc_sensitive_class), sorted."""
+    """The code points of nfc_sensitive_class, sorted; with `compatibility`, those NFKC might change
+    too (fullwidth forms, ligatures, circled and math letters, ...)."""
     flagged = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
     for code in range(0x110000):
         if 0xD800 <= code <= 0xDFFF:

@@ -1,6 +1,6 @@
 """fold.py: the form in which near-duplicates and contamination are compared. NFKC, lower case,
 OpenCC t2s (protected terms kept), punctuation / symbols / whitespace folded to one space; each Han
-character is a token, every other run of letters or digits is one. fold_hashes / gram_hashes: the
+character is a token, every other run of letters or digits is one. fold_hashes / Grams: the
 n-grams of consecutive tokens within each text (a short text is one gram, an empty one none)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from stellar_data.steps import fold as fold_module
-from stellar_data.steps.fold import TokenHashes, fold_hashes, fold_texts, gram_hashes
+from stellar_data.steps.fold import Grams, TokenHashes, fold_hashes, fold_texts
 
 
 def fold(*texts: str | None, convert_traditional: bool = True, protected: tuple[str, ...] = ()) -> list[str]:
@@ -168,23 +168,23 @@ def test_token_hashes_of_nothing() -> None:
     assert len(tokens.hashes) == 0 and tokens.offsets.tolist() == [0]
 
 
-# --- gram_hashes ----------------------------------------------------------------------------------
+# --- Grams ----------------------------------------------------------------------------------------
 
 
 def grams_of(texts: list[str], n: int, whole_short_texts: bool = True) -> list[set[int]]:
     tokens = hashes_of(*texts, seed=3)
-    grams, owner = gram_hashes(tokens, n, whole_short_texts)
+    grams, owner = Grams(tokens).of(n, whole_short_texts)
     assert len(grams) == len(owner)
     return [set(grams[owner == i].tolist()) for i in range(len(texts))]
 
 
 def test_ngrams_are_consecutive_tokens_within_one_text() -> None:
     tokens = hashes_of("the quick brown fox jumps over the lazy dog", "one two", "天文学是研究天体的科学")
-    grams, owner = gram_hashes(tokens, 3)
+    grams, owner = Grams(tokens).of(3)
     # 9 tokens -> 7 trigrams; 2 tokens (short) -> 1; 11 Han characters -> 9: none spans two texts
     assert np.bincount(owner).tolist() == [7, 1, 9]
     assert grams.dtype == np.uint64
-    _, owner = gram_hashes(tokens, 3, whole_short_texts=False)
+    _, owner = Grams(tokens).of(3, whole_short_texts=False)
     assert np.bincount(owner).tolist() == [7, 0, 9]
 
 
@@ -223,9 +223,9 @@ def test_a_short_text_gives_one_gram_and_an_empty_one_none() -> None:
 
 
 def test_gram_hashes_with_no_text_at_all() -> None:
-    grams, owner = gram_hashes(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)), 5)
+    grams, owner = Grams(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64))).of(5)
     assert len(grams) == len(owner) == 0
-    grams, owner = gram_hashes(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(3, dtype=np.int64)), 5)
+    grams, owner = Grams(TokenHashes(np.empty(0, dtype=np.uint64), np.zeros(3, dtype=np.int64))).of(5)
     assert len(grams) == 0
 
 
