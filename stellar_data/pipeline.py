@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
-from .ingest import IngestResult, IngestTask, ingest, record_text
+from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
@@ -33,11 +33,10 @@ from .steps.decontaminate import (
     declared_eval_items,
     decontaminate,
     heldout_eval_items,
-    record_grams,
 )
 from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
 from .steps.expand import expand, load_templates
-from .steps.fold import TokenHashes, fold_hashes, prefold
+from .steps.fold import Grams, TokenHashes, fold_hashes, prefold
 from .steps.holdout import hold_out
 from .steps.mix import MixPlan, apply_mix, plan_mix
 from .steps.neardup import SIGNATURE, near_dedup
@@ -211,12 +210,7 @@ def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress 
     )
     for result, records in zip(first, candidates, strict=True):
         spec = recipe.source(result.source)
-        grams = record_grams(
-            record_text(records),
-            index,
-            convert_traditional=spec.opencc == "none",
-            protected_terms=recipe.protected_terms,
-        )
+        grams = index.hits(Grams(fold_records(records, spec.opencc, recipe.protected_terms)))
         looked_up = result.records_path.with_suffix(".grams.arrow")  # not over the file polars may have mapped
         records.with_columns(grams).write_ipc(looked_up, compression="uncompressed")
         result.records_path = looked_up

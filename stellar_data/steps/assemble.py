@@ -70,7 +70,7 @@ def assemble(
     items: list[RawItem] = []
     rejected: list[dict[str, Any]] = []
     for entry in entries:
-        if type(entry) is RawItem and _all_strings(entry):
+        if isinstance(entry, RawItem) and _all_strings(entry):
             items.append(entry)
         elif isinstance(entry, Rejection):
             stats.dropped[entry.rule] += 1
@@ -92,7 +92,9 @@ def assemble(
 
 def _all_strings(item: RawItem) -> bool:
     return (
-        type(item.instruction) is str and type(item.output) is str and (item.input is None or type(item.input) is str)
+        isinstance(item.instruction, str)
+        and isinstance(item.output, str)
+        and (item.input is None or isinstance(item.input, str))
     )
 
 
@@ -102,6 +104,11 @@ def _record_id(spec: SourceSpec, prefix: str, item: RawItem) -> str:
 
 def _column(items: list[RawItem], name: str) -> list[Any]:
     return [getattr(item, name) for item in items]
+
+
+def _optional(items: list[RawItem], name: str) -> list[str | None]:
+    """An optional field; empty counts as absent (the default applies)."""
+    return [getattr(item, name) or None for item in items]
 
 
 def _record_frame(items: list[RawItem], spec: SourceSpec, file: SourceFile, prefix: str) -> pl.DataFrame:
@@ -115,9 +122,9 @@ def _record_frame(items: list[RawItem], spec: SourceSpec, file: SourceFile, pref
             pl.Series("output", _column(items, "output"), dtype=pl.String),
             keys,
             rows,
-            pl.Series("lang", _column(items, "lang"), dtype=pl.String),
-            pl.Series("group", _column(items, "group"), dtype=pl.String),
-            pl.Series("source_file", _column(items, "file"), dtype=pl.String),
+            pl.Series("lang", _optional(items, "lang"), dtype=pl.String),
+            pl.Series("group", _optional(items, "group"), dtype=pl.String),
+            pl.Series("source_file", _optional(items, "file"), dtype=pl.String),
             pl.Series("original_id", _column(items, "original_id"), dtype=pl.String),
         ]
     )

@@ -76,33 +76,24 @@ class DecontaminateConfig:
     eval_sets: tuple[EvalSetSpec, ...] = ()
 
 
-def _grams(tokens: tuple[str, ...], n: int) -> list[str]:
-    if len(tokens) < n:
-        return [" ".join(tokens)] if tokens else []
-    return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-
 @dataclass(frozen=True)
 class EvalItem:
     eval_set: str
     item_id: str
     tokens: tuple[str, ...]
+    """The folded question (the evidence span is written from these)."""
     n: int
-    extras: tuple[tuple[str, ...], ...] = ()
-    """Folded options / answer pieces, required as well when the question is short (see above)."""
     gram_hashes: tuple[int, ...] = ()
     """The hash of the n-gram starting at each token (one gram of all tokens when shorter than n)."""
     extra_hashes: tuple[tuple[int, int], ...] = ()
-    """(gram length, hash) of every distinct n-gram of the extras (one gram for a piece shorter than n)."""
+    """(gram length, hash) of every distinct n-gram of the options / answer pieces (one gram for a piece
+    shorter than n), required as well when the question is short (see above)."""
     language_n: int = 0
     """n for the question's language; `n` is SHORT_QUESTION_GRAM when the question is shorter."""
 
     @property
     def gram_length(self) -> int:
         return min(self.n, len(self.tokens))
-
-    def grams(self) -> list[str]:
-        return _grams(self.tokens, self.n)
 
 
 @dataclass(frozen=True)
@@ -166,14 +157,6 @@ def _filter_slot(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _FILTER_BITS = 27
 
 
-def record_grams(texts: pl.Series, index: GramIndex, *, convert_traditional: bool, protected_terms=()) -> pl.Series:
-    """`_eval_grams` of texts: folded, hashed and looked up in the index."""
-    tokens = fold_hashes(
-        texts, convert_traditional=convert_traditional, protected_terms=protected_terms, seed=FOLD_SEED
-    )
-    return index.hits(Grams(tokens))
-
-
 def _is_han(token: str) -> bool:
     return len(token) == 1 and ("\u3400" <= token <= "\u9fff" or "\uf900" <= token <= "\ufaff" or token >= "\U00020000")
 
@@ -186,52 +169,40 @@ def eval_items(
     config: DecontaminateConfig,
     protected_terms: tuple[str, ...] = (),
 ) -> list[EvalItem]:
-    """Folded eval questions with their gram hashes; `extras` (options, answer) kept for the short ones."""
-
-    def fold(texts: list[str]) -> list[str]:
-        return fold_texts(
-            pl.Series(texts, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
-        ).to_list()
-
-    flat_pieces = [piece for item in extras for piece in item]
-    flat = fold(flat_pieces)  # one call for every piece
+    """Folded eval questions with their gram hashes; the gram hashes of `extras` (options, answer) are
+    kept for the short ones."""
+    folded = fold_texts(
+        pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms
+    ).to_list()
+    tokens = fold_hashes(
+        pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms, seed=FOLD_SEED
+    )
     piece_tokens = fold_hashes(
-        pl.Series(flat_pieces, dtype=pl.String),
+        pl.Series([piece for item in extras for piece in item], dtype=pl.String),
         convert_traditional=True,
         protected_terms=protected_terms,
         seed=FOLD_SEED,
     )
-    pieces, first_piece, start = [], [], 0
-    for item in extras:
-        pieces.append(flat[start : start + len(item)])
-        first_piece.append(start)
-        start += len(item)
-    folded = fold(questions)
-    tokens = fold_hashes(
-        pl.Series(questions, dtype=pl.String), convert_traditional=True, protected_terms=protected_terms, seed=FOLD_SEED
-    )
+    first_piece = np.cumsum([0, *(len(item) for item in extras)]).tolist()
     language_n = [_language_n(q.split(), config) for q in folded]
     sizes = [n if len(q.split()) >= n else SHORT_QUESTION_GRAM for n, q in zip(language_n, folded, strict=True)]
     question_grams = _grams_per_text(tokens, sizes)
     piece_grams = _grams_per_text(piece_tokens, [n for n, item in zip(sizes, extras, strict=True) for _ in item])
     items = []
-    for position, (item_id, question, extra) in enumerate(zip(ids, folded, pieces, strict=True)):
+    for position, (item_id, question) in enumerate(zip(ids, folded, strict=True)):
         words = tuple(question.split())
         if not words:
             continue
-        short = len(words) < config.min_eval_tokens
-        kept_extras = tuple(tuple(p.split()) for p in extra if p.split()) if short else ()
-        first = first_piece[position]
-        extra_hashes = {(length, g) for length, grams in piece_grams[first : first + len(extra)] for g in grams}
+        pieces = piece_grams[first_piece[position] : first_piece[position + 1]]
+        extra_hashes = {(length, g) for length, grams in pieces for g in grams}
         items.append(
             EvalItem(
                 eval_set,
                 item_id,
                 words,
                 sizes[position],
-                kept_extras,
                 question_grams[position][1] if len(words) >= SHORT_QUESTION_GRAM else (),
-                tuple(sorted(extra_hashes)) if short else (),
+                tuple(sorted(extra_hashes)) if len(words) < config.min_eval_tokens else (),
                 language_n[position],
             )
         )
@@ -356,7 +327,9 @@ def decontaminate(
     """frame: id, source, `_eval_grams`. Returns (kept, removed with `eval_set`, `eval_id`, `overlap`,
     `span`; stats per source; counts per eval set and source)."""
     hits = _best_matches(frame, items, config, record_tokens)
-    mask = pl.Series([row in hits for row in range(frame.height)], dtype=pl.Boolean)
+    removed_rows = np.zeros(frame.height, dtype=bool)
+    removed_rows[sorted(hits)] = True
+    mask = pl.Series(removed_rows)
     removed = frame.filter(mask)
     ordered = sorted(hits)
     removed = removed.with_columns(

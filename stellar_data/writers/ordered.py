@@ -13,6 +13,9 @@ import polars as pl
 
 from ..record import RECORD_FIELDS
 
+_GATHERED = [c for c in RECORD_FIELDS if c not in ("id", "copy_index")]
+"""Record columns taken from the table; `id` and `copy_index` come with the order (copies differ)."""
+
 
 @dataclass(frozen=True)
 class SplitRecords:
@@ -35,5 +38,6 @@ class SplitRecords:
     def slice(self, offset: int, length: int | None = None) -> pl.DataFrame:
         """Records offset..offset+length as a frame of the record columns."""
         rows = self.order.slice(offset, length)
-        gathered = self.table.select(pl.all().gather(rows["_table_row"]))
+        at = rows["_table_row"]
+        gathered = self.table.select(pl.col(_GATHERED).gather(at))  # only what is written: no keys, no `_x_*`
         return gathered.with_columns(rows["id"], rows["copy_index"].cast(pl.Int32)).select(RECORD_FIELDS)

@@ -22,9 +22,8 @@ from stellar_data.steps.decontaminate import (
     decontaminate,
     eval_items,
     read_eval_set,
-    record_grams,
 )
-from stellar_data.steps.fold import TokenHashes, fold_hashes, fold_texts
+from stellar_data.steps.fold import Grams, TokenHashes, fold_hashes, fold_texts
 
 CONFIG = DecontaminateConfig()  # threshold 0.5, 8-grams, min_eval_tokens 20
 
@@ -45,6 +44,12 @@ def folded_question(text: str) -> str:
         han = len(token) == 1 and "\u3400" <= token <= "\u9fff"
         out += token if han else f" {token} "
     return " ".join(out.split())
+
+
+def record_grams(texts: pl.Series, index: GramIndex, *, convert_traditional: bool) -> pl.Series:
+    """`_eval_grams` as the ingest workers compute them: folded, hashed, looked up in the index."""
+    tokens = fold_hashes(texts, convert_traditional=convert_traditional, seed=FOLD_SEED)
+    return index.hits(Grams(tokens))
 
 
 def run(
@@ -99,11 +104,12 @@ def test_n_follows_the_language_of_the_question() -> None:
 def test_short_questions_keep_their_answer_as_a_required_extra() -> None:
     short, long_ = eval_items(["什么是红移？", EN_Q], [["光谱线向长波方向移动"], ["10"]], ["s", "l"], "ev", CONFIG)
     assert short.tokens == tuple("什么是红移")
-    assert short.extras == (tuple("光谱线向长波方向移动"),)
-    assert long_.extras == () and len(long_.tokens) >= CONFIG.min_eval_tokens
+    # the answer's 10 characters as 4-grams (the short question's gram size): 7 of them
+    assert len(short.extra_hashes) == 7 and {length for length, _ in short.extra_hashes} == {4}
+    assert long_.extra_hashes == () and len(long_.tokens) >= CONFIG.min_eval_tokens
     config = DecontaminateConfig(min_eval_tokens=3)
     (alone,) = eval_items(["什么是红移？"], [["光谱线向长波方向移动"]], ["s"], "ev", config)
-    assert alone.tokens == tuple("什么是红移") and alone.extras == ()
+    assert alone.tokens == tuple("什么是红移") and alone.extra_hashes == ()
 
 
 def test_eval_questions_are_folded_traditional_to_simplified() -> None:
@@ -117,11 +123,17 @@ def test_empty_questions_give_no_item() -> None:
 
 
 def test_grams_of_an_item() -> None:
+    """One hash per 8-gram, in order: the hash of the same 8 words wherever they stand."""
     (item,) = eval_items(["one two three four five six seven eight nine ten"], [[]], ["x"], "ev", CONFIG)
-    assert item.grams() == ["one two three four five six seven eight", "two three four five six seven eight nine",
-                            "three four five six seven eight nine ten"]  # fmt: skip
-    (short,) = eval_items(["one two three"], [[]], ["y"], "ev", CONFIG)
-    assert short.grams() == ["one two three"]
+    windows = ["one two three four five six seven eight", "two three four five six seven eight nine",
+               "three four five six seven eight nine ten"]  # fmt: skip
+    singles = eval_items(windows, [[]] * 3, ["a", "b", "c"], "ev", CONFIG)
+    assert item.gram_hashes == tuple(one.gram_hashes[0] for one in singles)
+    assert all(len(one.gram_hashes) == 1 for one in singles)
+    (five,) = eval_items(["one two three four five"], [[]], ["y"], "ev", CONFIG)
+    assert (five.n, len(five.gram_hashes)) == (4, 2)  # shorter than 8: its two 4-grams
+    (three,) = eval_items(["one two three"], [[]], ["z"], "ev", CONFIG)
+    assert three.gram_hashes == ()  # under 4 tokens: not checked
 
 
 # --- read_eval_set ----------------------------------------------------------------------------------
