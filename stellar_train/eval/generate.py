@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from ..scoring import parse_choice
 from .items import EvalItem
 
-_VERDICT = re.compile(
-    r"不正确|不对|错误|正确|对|错|\bnot correct\b|\bincorrect\b|\bfalse\b|\bwrong\b|\btrue\b|\bcorrect\b|\bright\b",
-    re.IGNORECASE,
-)
+_VERDICT_WORDS = (
+    r"不正确|不对|错误|正确|对(?![于称比应话])|错|\bnot correct\b|\bincorrect\b|\bfalse\b|\bwrong\b|\btrue\b"
+    r"|\bcorrect\b"
+)  # no bare `right`: "right ascension" is everywhere in astronomy; `对于` is not a verdict
+_VERDICT = re.compile(_VERDICT_WORDS, re.IGNORECASE)
+_STATED = re.compile(rf"(?:答案是|答案为|\banswer is)\s*[:：]?\s*({_VERDICT_WORDS})", re.IGNORECASE)
+_OPENING = re.compile(r"^[^。！？!?\n]*")
 _FALSE_WORDS = {"不正确", "不对", "错误", "错", "not correct", "incorrect", "false", "wrong"}
 _NEXT_TURN = re.compile(r"\n+###")
 
@@ -48,11 +51,18 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
 
 
 def parse_verdict(text: str) -> str:
-    """`true`, `false`, or "" when the text commits to neither (the first verdict word counts)."""
-    match = _VERDICT.search(text)
-    if not match:
+    """`true`, `false`, or "" when the text commits to neither.
+
+    A stated answer (`答案是：错误`, `The answer is False`) wins; else the first verdict word of the
+    opening sentence, where the prompt asks for the verdict."""
+    stated = _STATED.search(text)
+    match = stated.group(1) if stated else None
+    if match is None:
+        first = _VERDICT.search(_OPENING.match(text.strip()).group(0))  # type: ignore[union-attr]
+        match = first.group(0) if first else None
+    if match is None:
         return ""
-    return "false" if match.group(0).lower() in _FALSE_WORDS else "true"
+    return "false" if match.lower() in _FALSE_WORDS else "true"
 
 
 def prediction_from_text(item: EvalItem, text: str) -> str:

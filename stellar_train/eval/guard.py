@@ -22,12 +22,12 @@ loudly as a hit.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
+from ..data import corpus_manifest_sha256, is_corpus, load_records
 from .items import EvalItem
 
 MIN_OPTION_CHARS = 2
@@ -99,10 +99,6 @@ def question_overlap(items: Sequence[EvalItem], train: pl.DataFrame) -> set[str]
     return overlapping
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_contamination(items: Sequence[EvalItem], run: dict, adapter: str | None) -> dict:
     """The `contamination` section of the report; `warnings` holds what must be shown loudly."""
     if not adapter:
@@ -117,9 +113,8 @@ def check_contamination(items: Sequence[EvalItem], run: dict, adapter: str | Non
         reason = f"contamination check could not be done: the training data folder {data} is missing"
         return report | {"reason": reason, "warnings": [reason]}
     warnings: list[str] = report["warnings"]
-    corpus = (folder / "manifest.json").is_file()
-    if corpus:
-        recorded, current = run.get("corpus_manifest_sha256"), _sha256(folder / "manifest.json")
+    if is_corpus(data):
+        recorded, current = run.get("corpus_manifest_sha256"), corpus_manifest_sha256(data)
         report["corpus_manifest_sha256"] = {"recorded": recorded, "current": current}
         if recorded and recorded != current:
             warnings.append(
@@ -137,11 +132,11 @@ def check_contamination(items: Sequence[EvalItem], run: dict, adapter: str | Non
         train_groups = set(train["group"].unique().to_list())
         by_group = {i.id for i in items if i.group in train_groups}
     else:
-        from ..data import load_records
-
-        train = pl.DataFrame(
-            load_records(data, "train") or [], schema=dict.fromkeys(("instruction", "input", "output"), pl.String)
-        )
+        records = load_records(data, "train")
+        if records is None:
+            reason = f"contamination check could not be done: {data} has no train split"
+            return report | {"reason": reason, "warnings": [reason]}
+        train = pl.DataFrame(records, schema=dict.fromkeys(("instruction", "input", "output"), pl.String))
         by_group = set()
     by_question = question_overlap(items, train)
     overlap = [

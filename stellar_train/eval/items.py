@@ -177,6 +177,19 @@ def _answer(raw: Any, labels: list[str], where: str, column: str) -> tuple[str, 
     return ("multi_select" if len(chosen) > 1 else f"single_choice_{len(labels)}"), chosen
 
 
+def _family(item_type: str) -> str:
+    return "single_choice" if item_type.startswith("single_choice") else item_type
+
+
+_FITS = {
+    "single_choice": {"single_choice", "multi_select"},  # a multi-select item may have one right option
+    "multi_select": {"multi_select"},
+    "judgment": {"judgment"},
+    "subjective": {"subjective"},
+}
+"""The types a declared `type` may be, given what the answer says the item is."""
+
+
 def item_from_row(
     row: dict[str, Any], mapping: dict[str, str], where: str, *, default_id: str, subfield: str, source: str
 ) -> EvalItem:
@@ -191,8 +204,15 @@ def item_from_row(
         raise EvalDataError(f"{where}: column {question_col}: empty question")
     options: list[tuple[str, str]] = []
     listed = _resolve(mapping, columns, "options")
-    if listed is not None and isinstance(row.get(listed), list):
-        for label, option in zip(LETTERS, row[listed], strict=False):
+    if listed is not None and listed in row and row[listed] is not None:
+        values = row[listed]
+        if not isinstance(values, list):
+            raise EvalDataError(f"{where}: column {listed}: options must be a list, got {type(values).__name__}")
+        if len(values) > len(LETTERS):
+            raise EvalDataError(f"{where}: column {listed}: {len(values)} options, at most {len(LETTERS)}")
+        for label, option in zip(LETTERS, values, strict=False):
+            if isinstance(option, dict) and "text" not in option:
+                raise EvalDataError(f"{where}: column {listed}: option {label} has no `text`")
             options.append((label, str(option["text"] if isinstance(option, dict) else option).strip()))
     else:
         for label in LETTERS:
@@ -210,10 +230,13 @@ def item_from_row(
         return str(value).strip() if value not in (None, "") else default
 
     item_id = field("id", default_id)
+    item_type = field("type", kind)
+    if _family(item_type) not in _FITS[_family(kind)]:
+        raise EvalDataError(f"{where}: column type: {item_type!r} does not fit the answer {answer!r} ({kind})")
     return EvalItem(
         id=item_id,
         group=field("group", item_id),
-        type=field("type", kind),
+        type=item_type,
         subfield=field("subfield", subfield),
         lang=field("lang", detect_lang(question, *(t for _, t in options))),
         question=question,

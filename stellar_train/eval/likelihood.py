@@ -121,4 +121,6 @@ def continuation_logprobs(
             targets = torch.tensor(ids[start:], device=step.device)
             token_logprobs = step.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
             results[index] = Continuation(float(token_logprobs.sum()), len(ids) - start)
-    return [r for r in results if r is not None]
+    if any(r is None for r in results):  # every pair gets a score: a gap would shift scores onto other items
+        raise RuntimeError("a continuation was left unscored")
+    return results  # type: ignore[return-value]

@@ -130,6 +130,9 @@ def model_tag(label: str, settings: EvalSettings, adapter: str | None, template:
     return f"{label}:{hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:16]}"
 
 
+_ROW_KEYS = ("tag", "id", "score", "max_score")
+
+
 class ResultStore:
     """Scored items, appended one JSON line each (in memory only without an output folder)."""
 
@@ -140,12 +143,17 @@ class ResultStore:
         if path is not None and path.is_file():
             text = path.read_text(encoding="utf-8")
             self._cut = bool(text) and not text.endswith("\n")
-            for line in text.splitlines():
+            lines = text.splitlines()
+            for number, line in enumerate(lines, 1):
                 try:
                     row = json.loads(line)
-                    self.rows[(row["tag"], row["id"])] = row
+                    if not all(key in row for key in _ROW_KEYS):
+                        raise KeyError
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut short by an interrupted run: that item is scored again
+                    if self._cut and number == len(lines):
+                        continue  # the last line, cut short by an interrupted run: that item is scored again
+                    raise EvalDataError(f"{path}: line {number} is not a scored item; remove it or the file") from None
+                self.rows[(row["tag"], row["id"])] = row
 
     def add(self, row: dict) -> None:
         self.rows[(row["tag"], row["id"])] = row
@@ -191,10 +199,11 @@ def score_items(
 
 def load_model(model_path: str):
     import torch
-    from transformers import AutoModelForCausalLM
+
+    from ..model import load_base
 
     cuda = torch.cuda.is_available()
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+    model = load_base(model_path, "bf16" if cuda else "fp32")
     return (model.to("cuda") if cuda else model).eval()
 
 

@@ -37,6 +37,11 @@ def test_batched_generation_equals_one_prompt_at_a_time(tiny_model: Path) -> Non
         ("The statement is incorrect.", "false"),
         ("That is correct: true.", "true"),
         ("I cannot say.", ""),
+        # the first verdict-looking word is not always the verdict
+        ("对于这个说法，它是错误的。", "false"),
+        ("The right ascension given is wrong.", "false"),
+        ("The correct answer is False.", "false"),
+        ("答案是：正确", "true"),
     ],
 )
 def test_parse_verdict(text: str, verdict: str) -> None:

@@ -119,3 +119,11 @@ def test_a_datasets_folder_gets_the_text_check(tmp_path: Path) -> None:
     assert report["checked"] is True and report["train_overlap"]["items"] == [{"id": "x", "by": ["question"]}]
     assert "heldout_groups_not_in_corpus" not in report
     assert json.dumps(report)  # JSON-ready
+
+
+def test_a_datasets_folder_without_a_train_split_is_said_to_be_unchecked(tmp_path: Path) -> None:
+    item = EvalItem("x", "x", "judgment", "", "en", "The Sun is a star of spectral type G.", (), "true")
+    write_json(tmp_path / "test.json", [{"instruction": "The sun is a star of spectral type G", "output": "True."}])
+    report = check_contamination([item], {"config": {"data": str(tmp_path)}}, "adapter")
+    assert report["checked"] is False
+    assert report["warnings"] == [f"contamination check could not be done: {tmp_path} has no train split"]

@@ -148,6 +148,31 @@ def test_jsonl_with_option_lists_judgments_and_subjective_items(tmp_path: Path) 
         load_items(path)
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"q": "x", "choices": "Sun;Moon", "gold": "A"}, "options must be a list, got str"),
+        ({"q": "x", "choices": list("abcdef"), "gold": "A"}, "6 options, at most 5"),
+        ({"q": "x", "choices": [{"label": "A"}], "gold": "A"}, "option A has no `text`"),
+        ({"q": "x", "choices": ["a", "b"], "gold": "AB", "kind": "single_choice_2"}, "does not fit the answer"),
+        ({"q": "x", "choices": ["a", "b"], "gold": "A", "kind": "mcq"}, "'mcq' does not fit"),
+        ({"q": "x", "gold": "True", "kind": "subjective"}, "does not fit the answer 'true'"),
+    ],
+)
+def test_options_and_types_that_do_not_fit_are_one_clear_error(tmp_path: Path, row: dict, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(EvalDataError, match=rf"bad\.jsonl: line 1: .*{message}"):
+        load_items(path, mapping=parse_mapping("question=q,answer=gold,options=choices,type=kind"))
+
+
+def test_a_declared_multi_select_may_have_one_right_option(tmp_path: Path) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"q": "x", "choices": ["a", "b"], "gold": "B", "kind": "multi_select"}) + "\n")
+    (item,) = load_items(path, mapping=parse_mapping("question=q,answer=gold,options=choices,type=kind"))
+    assert (item.type, item.answer) == ("multi_select", "B")
+
+
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "dup.csv"
     path.write_text("id,Question,A,B,Answer\n1,x,a,b,A\n1,y,a,b,B\n", encoding="utf-8")

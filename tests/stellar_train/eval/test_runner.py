@@ -82,10 +82,22 @@ def test_generate_mode_scores_objective_items_from_generated_text(tiny_model: Pa
 
 def test_result_store_ignores_a_cut_line_and_keeps_the_last_row(tmp_path: Path) -> None:
     path = tmp_path / RESULTS_FILE
-    rows = [{"tag": "t", "id": "a", "score": 0}, {"tag": "t", "id": "a", "score": 1}]
+    rows = [{"tag": "t", "id": "a", "score": 0, "max_score": 1}, {"tag": "t", "id": "a", "score": 1, "max_score": 1}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"tag": "t", "id": "b", "sco', encoding="utf-8")
     store = ResultStore(path)
     assert store.done("t", "a") and not store.done("t", "b") and store.rows[("t", "a")]["score"] == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"tag": "t", "id": "x", "sco', '{"tag": "t", "id": "x"}'],  # a cut line that is not the last; no score
+)
+def test_result_store_refuses_a_bad_line_before_the_end(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / RESULTS_FILE
+    good = json.dumps({"tag": "t", "id": "a", "score": 1, "max_score": 1})
+    path.write_text(f"{bad}\n{good}\n", encoding="utf-8")
+    with pytest.raises(EvalDataError, match="line 1 is not a scored item"):
+        ResultStore(path)
 
 
 def test_template_comes_from_the_run_record_unless_overridden() -> None:
