@@ -134,9 +134,14 @@ def run_pipeline(data_dir: Path, out: Path, tasks: int) -> dict[str, int]:
     return summarize(data_dir, out, work)
 
 
+def _lines(path: Path, non_empty: bool = False) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip() or not non_empty)
+
+
 def summarize(data_dir: Path, out: Path, work: Path) -> dict[str, int]:
-    read = sum(1 for path in (data_dir / "core").glob("part-*.jsonl") for line in path.open("rb") if line.strip())
-    valid = sum(1 for path in (work / "normalized").glob("*.jsonl") for _ in path.open("rb"))
+    read = sum(_lines(path, non_empty=True) for path in (data_dir / "core").glob("part-*.jsonl"))
+    valid = sum(_lines(path) for path in (work / "normalized").glob("*.jsonl"))
     kept = sum(pq.ParquetFile(path).metadata.num_rows for path in (out / "data").glob("*.parquet"))
     return {"read": read, "valid": valid, "kept": kept}
 

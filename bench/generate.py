@@ -87,7 +87,7 @@ class Sizes:
         identity = max(50, round(n * 0.002))
         rest = n - 2 * astro - gsm8k - identity
         if rest < 20:
-            raise ValueError(f"--records {n} is too small (at least ~300)")
+            raise ValueError(f"--records {n} is too small: the fixed minimum shares leave {rest} Alpaca records")
         return cls(astro, gsm8k, identity, rest - rest // 2, rest // 2)
 
 

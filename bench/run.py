@@ -202,7 +202,7 @@ def steps_markdown(runs: list[Run]) -> str:
 STEP_ORDER = ["load", "dedup", "neardup", "holdout", "decontaminate", "split", "expand", "mix"]
 
 
-def plot(runs: list[Run], path: Path) -> None:
+def plot(runs: list[Run], path: Path, workers: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,7 +217,7 @@ def plot(runs: list[Run], path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xlabel("input records (N)")
     axes.set_ylabel("wall time (s)")
-    axes.set_title("Corpus build time vs N (2 workers)")
+    axes.set_title(f"Corpus build time vs N ({workers} workers)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(merged))
     print()
     print(steps_markdown(merged))
-    plot(merged, args.plot)
+    plot(merged, args.plot, args.workers)
     print(f"\nresults: {results_path}\nplot: {args.plot}")
     problems = reconcile(runs)
     for problem in problems:
