@@ -18,6 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
@@ -171,6 +172,12 @@ def check_quarantine_limits(recipe: Recipe, stats: dict[tuple[str, str], StepSta
             )
 
 
+def read_records(path: Path) -> pl.DataFrame:
+    """A worker's records, memory-mapped: the text is read in place from the page cache, never copied
+    into the process (polars' read_ipc copies it, ~2 s and 1 GB at 1M records)."""
+    return pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(path))).read_all())
+
+
 def _empty_records() -> pl.DataFrame:
     frame = pl.from_arrow(RECORD_SCHEMA.empty_table())
     return frame.with_columns(
@@ -267,7 +274,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     paths = [r.records_path for r in results if r.records_path is not None]
     clock = StepClock()
     with clock("load"):
-        records = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
+        records = pl.concat([read_records(p) for p in paths], how="diagonal_relaxed") if paths else _empty_records()
     records = records.with_row_index("_table_row")
     repeated = records.filter(pl.col("id").is_duplicated())
     if repeated.height:  # ids are unique by construction; a repeat is an adapter bug, never silently merged

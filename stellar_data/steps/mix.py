@@ -22,9 +22,9 @@ Semantics (also in the README):
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from ..errors import RecipeError
@@ -161,16 +161,22 @@ def plan_mix(available: dict[str, int], config: MixConfig) -> MixPlan:
     return MixPlan(tuple(plans + skipped), total_target, tuple(warnings))
 
 
-def copies_per_record(ids: list[str], target: int, seed: int) -> dict[str, int]:
-    """How many times each record appears: floor(r) for all, +1 for a seeded draw of the remainder.
-
-    For a downsample (target < len(ids)) that is 1 for the drawn records and 0 for the others.
-    """
-    if not ids:
-        return {}
+def copies_per_record(ids: pl.Series, target: int, seed: int) -> pl.Series:
+    """How many times each record appears, aligned with `ids`: floor(r) for all, +1 for a seeded draw
+    of the remainder. For a downsample (target < len(ids)) that is 1 for the drawn records and 0 for
+    the others. Only a draw hashes the ids (the remainder is usually 0 for an anchor category)."""
+    if ids.is_empty():
+        return pl.Series("_times", [], dtype=pl.Int64)
     whole, extra = divmod(target, len(ids))
-    drawn = set(sorted(ids, key=lambda i: (seeded_u64(seed, "mix", i), i))[:extra]) if extra else set()
-    return {i: whole + (1 if i in drawn else 0) for i in ids}
+    times = np.full(len(ids), whole, dtype=np.int64)
+    if extra:
+        draws = pl.DataFrame(
+            {"draw": [seeded_u64(seed, "mix", i) for i in ids.to_list()], "id": ids},
+            schema={"draw": pl.UInt64, "id": pl.String},
+        )
+        drawn = draws.select(pl.arg_sort_by("draw", "id").head(extra)).to_series().to_numpy()
+        times[drawn] += 1
+    return pl.Series("_times", times)
 
 
 def apply_mix(
@@ -183,9 +189,8 @@ def apply_mix(
     distribution: dict[str, dict[int, int]] = {}
     for category, target in achieved.items():
         part = train.filter(pl.col("category") == category)
-        times = copies_per_record(part["id"].to_list(), target, seed)
-        distribution[category] = dict(sorted(Counter(times.values()).items()))
-        part = part.with_columns(pl.col("id").replace_strict(times, return_dtype=pl.Int64).alias("_times"))
+        part = part.with_columns(copies_per_record(part["id"], target, seed))
+        distribution[category] = dict(sorted(part.group_by("_times").len().iter_rows()))
         parts.append(part)
     counted = pl.concat(parts) if parts else train.with_columns(pl.lit(0, dtype=pl.Int64).alias("_times")).clear()
     repeated = (

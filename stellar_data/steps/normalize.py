@@ -8,7 +8,6 @@ private-use characters, which this step has already removed from the text, so th
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -116,10 +115,8 @@ class ChineseConverter:
 
     def __init__(self, config_name: str, protected_terms: tuple[str, ...]) -> None:
         self._opencc = opencc.OpenCC(f"{config_name}.json")
-        self._terms = protected_terms
-        self._protect = re.compile("|".join(map(re.escape, protected_terms))) if protected_terms else None
-        self._sentinel_of = {t: chr(_FIRST_TERM_SENTINEL + i) for i, t in enumerate(protected_terms)}
-        self._restore = re.compile(f"[{chr(_FIRST_TERM_SENTINEL)}-{chr(_FIRST_TERM_SENTINEL + len(protected_terms))}]")
+        # Longest first, so a term inside a longer one does not split it.
+        self._terms = sorted(protected_terms, key=lambda t: (-len(t), t))
 
     def convert(self, texts: list[str]) -> list[str]:
         out: list[str] = []
@@ -135,11 +132,13 @@ class ChineseConverter:
 
     def _convert_chunk(self, texts: list[str]) -> list[str]:
         joined = _SEPARATOR.join(texts)
-        if self._protect is not None:
-            joined = self._protect.sub(lambda m: self._sentinel_of[m.group(0)], joined)
+        # str.replace per term the chunk holds: a few C-speed passes, no per-match Python callback.
+        present = [(term, chr(_FIRST_TERM_SENTINEL + i)) for i, term in enumerate(self._terms) if term in joined]
+        for term, sentinel in present:
+            joined = joined.replace(term, sentinel)
         converted = self._opencc.convert(joined)
-        if self._protect is not None:
-            converted = self._restore.sub(lambda m: self._terms[ord(m.group(0)) - _FIRST_TERM_SENTINEL], converted)
+        for term, sentinel in present:
+            converted = converted.replace(sentinel, term)
         parts = converted.split(_SEPARATOR)
         if len(parts) != len(texts):  # never expected: OpenCC maps the sentinel to itself
             raise RuntimeError("OpenCC changed the batch separator; cannot split its output")

@@ -133,10 +133,17 @@ def test_the_anchor_is_kept_exactly_whatever_its_size(shares: tuple[float, float
 
 # --- copies_per_record -----------------------------------------------------------------------
 
+def times_of(ids: list[str], target: int, seed: int) -> dict[str, int]:
+    """copies_per_record as {id: times}."""
+    times = copies_per_record(pl.Series(ids, dtype=pl.String), target, seed)
+    assert times.dtype == pl.Int64 and times.len() == len(ids)
+    return dict(zip(ids, times.to_list(), strict=True))
+
+
 
 def test_upsampling_gives_every_record_floor_or_ceil_of_the_ratio() -> None:
     ids = [f"r{i}" for i in range(10)]
-    times = copies_per_record(ids, 25, SEED)  # ratio 2.5
+    times = times_of(ids, 25, SEED)  # ratio 2.5
     assert set(times) == set(ids)
     assert set(times.values()) == {2, 3}
     assert sum(times.values()) == 25
@@ -145,14 +152,14 @@ def test_upsampling_gives_every_record_floor_or_ceil_of_the_ratio() -> None:
 
 def test_a_whole_ratio_gives_every_record_the_same_copies() -> None:
     ids = [f"r{i}" for i in range(7)]
-    assert copies_per_record(ids, 21, SEED) == dict.fromkeys(ids, 3)
-    assert copies_per_record(ids, 7, SEED) == dict.fromkeys(ids, 1)
-    assert copies_per_record([], 5, SEED) == {}
+    assert times_of(ids, 21, SEED) == dict.fromkeys(ids, 3)
+    assert times_of(ids, 7, SEED) == dict.fromkeys(ids, 1)
+    assert times_of([], 5, SEED) == {}
 
 
 def test_downsampling_draws_without_replacement() -> None:
     ids = [f"r{i}" for i in range(100)]
-    times = copies_per_record(ids, 37, SEED)
+    times = times_of(ids, 37, SEED)
     assert set(times.values()) == {0, 1}
     assert sum(times.values()) == 37
 
@@ -162,7 +169,7 @@ def test_draws_do_not_depend_on_the_order_of_the_ids() -> None:
     shuffled = ids[:]
     random.Random(3).shuffle(shuffled)
     for target in (13, 100, 250):
-        assert copies_per_record(shuffled, target, SEED) == copies_per_record(ids, target, SEED)
+        assert times_of(shuffled, target, SEED) == times_of(ids, target, SEED)
 
 
 def test_draws_are_nested_as_the_target_grows() -> None:
@@ -170,16 +177,16 @@ def test_draws_are_nested_as_the_target_grows() -> None:
     ids = [f"r{i}" for i in range(50)]
     previous: set[str] = set()
     for target in range(0, 51, 5):
-        drawn = {i for i, n in copies_per_record(ids, target, SEED).items() if n}
+        drawn = {i for i, n in times_of(ids, target, SEED).items() if n}
         assert previous <= drawn and len(drawn) == target
         previous = drawn
 
 
 def test_another_seed_draws_other_records() -> None:
     ids = [f"r{i}" for i in range(100)]
-    assert copies_per_record(ids, 150, 1) != copies_per_record(ids, 150, 2)
-    assert copies_per_record(ids, 30, 1) != copies_per_record(ids, 30, 2)
-    assert copies_per_record(ids, 150, 1) == copies_per_record(ids, 150, 1)
+    assert times_of(ids, 150, 1) != times_of(ids, 150, 2)
+    assert times_of(ids, 30, 1) != times_of(ids, 30, 2)
+    assert times_of(ids, 150, 1) == times_of(ids, 150, 1)
 
 
 # --- caps, skips -----------------------------------------------------------------------------
