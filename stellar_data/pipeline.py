@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
+from .memory import keep_freed_memory
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
@@ -132,7 +133,9 @@ def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None 
             if progress:
                 progress("read", done, len(tasks))
         return results
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"), initializer=keep_freed_memory
+    ) as pool:
         futures = [pool.submit(ingest, task) for task in tasks]
         for future in futures:
             future.result()

@@ -30,7 +30,6 @@ SEPARATOR, HAN, WORD = 0, 1, 2
 
 _TOKEN_BASE = np.uint64(0x9E3779B97F4A7C15)
 _GRAM_BASE = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: invertible modulo 2**64
-_GRAM_BASE_INVERSE = np.uint64(pow(int(_GRAM_BASE), -1, 2**64))
 _CHUNK_CHARS = 1 << 23
 """Code points folded per numpy pass: bounds the scratch arrays (~8 bytes x this, a few times)."""
 
@@ -41,8 +40,9 @@ def code_point_tables() -> tuple[np.ndarray, np.ndarray]:
 
     A code point whose lower-case form is several code points (e.g. U+0130) keeps itself.
     """
-    surrogates = range(0xD800, 0xE000)
-    chars = pl.Series([" " if c in surrogates else chr(c) for c in range(0x110000)], dtype=pl.String)
+    every = np.arange(0x110000, dtype=np.uint32)
+    every[0xD800:0xE000] = ord(" ")  # surrogates cannot be encoded
+    chars = pl.Series([every.tobytes().decode("utf-32-le")], dtype=pl.String).str.split("").explode()
     lowered = chars.str.to_lowercase()
     single = (lowered.str.len_chars() == 1).to_numpy()
     lower = np.arange(0x110000, dtype=np.uint32)
@@ -113,60 +113,77 @@ def _code_points(texts: list[str]) -> np.ndarray:
     return np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _with_nfkc(texts: list[str], joined: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """NFKC on the texts holding a character for which it changes the tokens (nfkc_token_table)."""
-    flagged = nfkc_token_table()[joined]
-    if not flagged.any():
-        return texts, joined
-    owner = np.repeat(np.arange(len(texts)), [len(t) + 1 for t in texts])[: len(joined)]
+_CLASS_SHIFT = 21  # code points take 21 bits
+_NFKC_FLAG = np.uint32(1 << 23)
+
+
+@cache
+def _folding_table() -> np.ndarray:
+    """Per code point, in one uint32 so a text costs one lookup: its lower-case code point (bits 0-20),
+    the class of that (bits 21-22) and the nfkc_token_table flag (bit 23)."""
+    classes, lower = code_point_tables()
+    table = lower | (classes[lower].astype(np.uint32) << np.uint32(_CLASS_SHIFT))
+    table[nfkc_token_table()] |= _NFKC_FLAG
+    return table
+
+
+def _with_nfkc(texts: list[str], flagged: np.ndarray) -> list[str]:
+    """NFKC on the texts holding a flagged code point (one for which NFKC changes the tokens)."""
+    owner = np.repeat(np.arange(len(texts)), [len(t) + 1 for t in texts])[: len(flagged)]
     rows = np.unique(owner[flagged]).tolist()
     normalized = pl.Series([texts[i] for i in rows], dtype=pl.String).str.normalize("NFKC").to_list()
     texts = list(texts)
     for row, text in zip(rows, normalized, strict=True):
         texts[row] = text
-    return texts, _code_points(texts)
+    return texts
 
 
 def _tokenize(texts: list[str]) -> _Tokens:
-    classes, lower = code_point_tables()
-    texts, joined = _with_nfkc(texts, _code_points(texts))
-    if len(joined) == 0:
+    table = _folding_table()
+    folded = table[_code_points(texts)]
+    flagged = folded >= _NFKC_FLAG
+    if flagged.any():
+        texts = _with_nfkc(texts, flagged)
+        folded = table[_code_points(texts)]
+    if len(folded) == 0:
         none = np.empty(0, dtype=np.int64)
         return _Tokens(np.empty(0, dtype=np.uint32), none, none, np.zeros(len(texts) + 1, dtype=np.int64))
-    code_points = lower[joined]
-    kind = classes[code_points]
+    code_points = folded & np.uint32((1 << _CLASS_SHIFT) - 1)
+    kind = (folded >> np.uint32(_CLASS_SHIFT)).astype(np.uint8)
+    kind &= np.uint8(3)
     word = kind == WORD
+    han = kind == HAN
     previous_word = np.empty_like(word)
     previous_word[0] = False
     previous_word[1:] = word[:-1]
     next_word = np.empty_like(word)
     next_word[-1:] = False
     next_word[:-1] = word[1:]
-    starts = np.flatnonzero((kind == HAN) | (word & ~previous_word))
-    ends = np.flatnonzero((kind == HAN) | (word & ~next_word)) + 1
+    starts = np.flatnonzero(han | (word & ~previous_word))
+    ends = np.flatnonzero(han | (word & ~next_word)) + 1
     text_starts = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum([len(t) + 1 for t in texts], out=text_starts[1:])
     return _Tokens(code_points, starts, ends, np.searchsorted(starts, text_starts))
 
 
 def _token_hashes(tokens: _Tokens, seed: int) -> np.ndarray:
-    """A polynomial over each token's code points (wrapping uint64), then mixed with the seed.
-
-    Most tokens are one code point (every Han character): their polynomial is one product."""
-    starts, ends = tokens.starts, tokens.ends
-    lengths = ends - starts
-    sums = (tokens.code_points[starts].astype(np.uint64) + np.uint64(1)) * _TOKEN_BASE
-    longer = np.flatnonzero(lengths > 1)
-    if len(longer):
-        lengths = lengths[longer]
-        first = np.zeros(len(lengths), dtype=np.int64)  # where each token's code points begin in `terms`
-        np.cumsum(lengths[:-1], out=first[1:])
-        rank = np.arange(lengths.sum()) - np.repeat(first, lengths)  # position within its token
-        positions = np.repeat(starts[longer], lengths) + rank  # every code point of those tokens, in order
-        powers = np.cumprod(np.full(int(lengths.max()), _TOKEN_BASE, dtype=np.uint64))
-        terms = (tokens.code_points[positions].astype(np.uint64) + np.uint64(1)) * powers[rank]
-        sums[longer] = np.add.reduceat(terms, first)
-    return mix(sums ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+    """B * sum_k (c_k + 1) * B**k over each token's code points c_0, c_1, ... (wrapping uint64), then
+    mixed with the seed. One prefix sum over the chunk gives every token's polynomial, whatever its
+    length: with P[i] = sum_{j<i} (c_j + 1) * B**j, a token [s, e) is (P[e] - P[s]) * B**-s."""
+    count = len(tokens.code_points)
+    powers, inverse = _power_tables(_table_size(count), _TOKEN_BASE)
+    prefix = np.zeros(count + 1, dtype=np.uint64)
+    terms = tokens.code_points.astype(np.uint64)
+    terms += np.uint64(1)
+    terms *= powers[:count]
+    np.cumsum(terms, out=prefix[1:])
+    starts = tokens.starts
+    sums = prefix[tokens.ends]
+    sums -= prefix[starts]
+    sums *= inverse[starts]
+    sums *= _TOKEN_BASE
+    sums ^= np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    return mix(sums, in_place=True)
 
 
 def fold_hashes(
@@ -219,7 +236,7 @@ class Grams:
     def __init__(self, tokens: TokenHashes) -> None:
         self.tokens = tokens
         count = len(tokens.hashes)
-        powers, self._inverse = _power_tables(1 << max(count - 1, 1).bit_length())
+        powers, self._inverse = _power_tables(_table_size(count), _GRAM_BASE)
         self._prefix = np.zeros(count + 1, dtype=np.uint64)
         np.cumsum(tokens.hashes * powers[:count], out=self._prefix[1:])
         self._owners = tokens.owners()
@@ -250,20 +267,30 @@ class Grams:
         return grams, owner
 
 
+def _table_size(count: int) -> int:
+    """A power of two >= count, so batches of similar size share a power table."""
+    return 1 << max(count - 1, 1).bit_length()
+
+
 @lru_cache(maxsize=4)
-def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B**i, B**-i) for i < size; sizes are powers of two, so batches of similar size share a table."""
-    powers = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE, dtype=np.uint64)])
-    inverse = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, _GRAM_BASE_INVERSE, dtype=np.uint64)])
+def _power_tables(size: int, base: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """(base**i, base**-i) for i < size (base odd: invertible modulo 2**64)."""
+    base_inverse = np.uint64(pow(int(base), -1, 2**64))
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, base, dtype=np.uint64)])
+    inverse = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, base_inverse, dtype=np.uint64)])
     return powers, inverse
 
 
-def mix(values: np.ndarray) -> np.ndarray:
+def mix(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     """A final avalanche (splitmix64) so every bit of a hash depends on every input bit."""
-    values = np.array(values, dtype=np.uint64, copy=True)
-    values ^= values >> np.uint64(30)
+    if not in_place:
+        values = np.array(values, dtype=np.uint64, copy=True)
+    scratch = values >> np.uint64(30)
+    values ^= scratch
     values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
+    np.right_shift(values, np.uint64(27), out=scratch)
+    values ^= scratch
     values *= np.uint64(0x94D049BB133111EB)
-    values ^= values >> np.uint64(31)
+    np.right_shift(values, np.uint64(31), out=scratch)
+    values ^= scratch
     return values
