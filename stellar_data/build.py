@@ -19,6 +19,7 @@ import polars as pl
 
 from .corpus import Corpus
 from .errors import CorpusDirError
+from .hashing import file_sha256
 from .memory import keep_freed_memory
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
@@ -150,12 +151,13 @@ def _write_outputs(
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = quarantine.height
 
-    manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
-    (staging / "README.md").write_text(render_card(manifest), encoding="utf-8")
-    written.append(staging / "README.md")
-    train = parts["train"]
-    written.append(
-        write_report(staging, manifest, train_chars=char_counts(computed.table).gather(train.order["_table_row"]))
-    )
-    manifest["files"] = file_entries(staging, written, record_counts)
+    with ThreadPoolExecutor(max_workers=2) as hashing:  # hashlib releases the GIL: hash while the report renders
+        digests = {path: hashing.submit(file_sha256, path) for path in written}
+        manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
+        card = staging / "README.md"
+        card.write_text(render_card(manifest), encoding="utf-8")
+        train_chars = char_counts(computed.table).gather(parts["train"].order["_table_row"])
+        report = write_report(staging, manifest, train_chars=train_chars)
+        digests |= {path: hashing.submit(file_sha256, path) for path in (card, report)}
+        manifest["files"] = file_entries(staging, {p: d.result() for p, d in digests.items()}, record_counts)
     return manifest

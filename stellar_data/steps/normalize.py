@@ -101,6 +101,21 @@ def sensitive_code_points(compatibility: bool) -> tuple[int, ...]:
     return tuple(sorted(flagged))
 
 
+@cache
+def _needs_cleaning_or_nfc() -> str:
+    return f"\r|{_REMOVE}|{_ODD_SPACES}|^\\s|\\s$|{nfc_sensitive_class()}"
+
+
+def clean_and_nfc(series: pl.Series) -> pl.Series:
+    """`clean` then `nfc`, on the texts either may change: one scan finds them (one regex pass over
+    the column costs the same as either scan alone)."""
+    needs = series.str.contains(_needs_cleaning_or_nfc()).fill_null(False)
+    if not needs.any():
+        return series
+    rows = needs.arg_true()
+    return series.scatter(rows, nfc(clean(series.gather(rows))))
+
+
 def nfc(series: pl.Series) -> pl.Series:
     """NFC-normalize only the texts that may need it (normalizing all costs ~10x more)."""
     needs = series.str.contains(nfc_sensitive_class()).fill_null(False)
@@ -164,7 +179,7 @@ def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tupl
     """Normalize the triple and any structured text fields (`_x_*` columns) the same way."""
     stats = StepStats("normalize", source, total=frame.height, kept=frame.height)
     columns = [*TEXT_FIELDS, *(c for c in frame.columns if c.startswith(EXTRA_PREFIX))]
-    cleaned = frame.with_columns(nfc(clean(frame[c])) for c in columns)
+    cleaned = frame.with_columns(clean_and_nfc(frame[c]) for c in columns)
     if config.opencc != "none" and frame.height:
         cleaned = cleaned.with_columns(convert_chinese([cleaned[c] for c in columns], config))
     differs = pl.DataFrame([frame[c] != cleaned[c] for c in TEXT_FIELDS]).select(pl.any_horizontal(pl.all()))

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import polars as pl
 
-from ..hashing import file_sha256
 from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
 from ..steps.base import SPLITS, STEPS, StepStats
@@ -31,14 +30,15 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
-def file_entries(root: Path, paths: list[Path], records: dict[Path, int]) -> dict[str, dict[str, Any]]:
+def file_entries(root: Path, digests: dict[Path, str], records: dict[Path, int]) -> dict[str, dict[str, Any]]:
+    """The manifest's `files`: every written file (path -> sha256) with its size and record count."""
     return {
         p.relative_to(root).as_posix(): {
-            "sha256": file_sha256(p),
+            "sha256": digests[p],
             "bytes": p.stat().st_size,
             **({"records": records[p]} if p in records else {}),
         }
-        for p in sorted(paths)
+        for p in sorted(digests)
     }
 
 

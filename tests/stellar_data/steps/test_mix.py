@@ -133,12 +133,12 @@ def test_the_anchor_is_kept_exactly_whatever_its_size(shares: tuple[float, float
 
 # --- copies_per_record -----------------------------------------------------------------------
 
+
 def times_of(ids: list[str], target: int, seed: int) -> dict[str, int]:
     """copies_per_record as {id: times}."""
     times = copies_per_record(pl.Series(ids, dtype=pl.String), target, seed)
     assert times.dtype == pl.Int64 and times.len() == len(ids)
     return dict(zip(ids, times.to_list(), strict=True))
-
 
 
 def test_upsampling_gives_every_record_floor_or_ceil_of_the_ratio() -> None:

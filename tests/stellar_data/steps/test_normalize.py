@@ -313,3 +313,20 @@ def test_nfc_fast_path_equals_full_normalization_on_random_unicode() -> None:
     texts = ["".join(chr(rng.choice(rng.choice(pools))) for _ in range(rng.randint(0, 12))) for _ in range(5000)]
     series = pl.Series(texts, dtype=pl.String)
     assert nfc(series).to_list() == series.str.normalize("NFC").to_list()
+
+
+def test_clean_and_nfc_equals_clean_then_full_nfc() -> None:
+    """One scan picks the rows for both; a row NFC changes only once cleaning joined a base letter to
+    its combining mark (e + ZWSP + acute) is still picked."""
+    import random
+
+    from stellar_data.steps.normalize import clean, clean_and_nfc
+
+    rng = random.Random(11)
+    pieces = ["e", "\u200b", "\u0301", "\u3000", " ", "\r\n", "天", "\ufeff", "A", "\u00a0", "\uf900", "\x07"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(5000)]
+    texts += ["e\u200b\u0301", "plain text", ""]
+    series = pl.Series(texts, dtype=pl.String)
+    expected = clean(series).str.normalize("NFC").to_list()
+    assert clean_and_nfc(series).to_list() == expected
+    assert clean_and_nfc(series)[-3] == "\u00e9"
