@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -92,8 +94,12 @@ def invalid_utf8_rejection(row: int, location: str, raw: str) -> Rejection:
 def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
     """Items of a JSON array file or a JSON Lines file, detected from the first non-space character.
 
-    Yields (row, location, value) or a Rejection for malformed / mis-encoded lines.
+    Yields (row, location, value) or a Rejection for malformed / mis-encoded lines. A JSON Lines
+    file that is valid UTF-8 is streamed a line at a time (never held whole, as text or bytes).
     """
+    if _first_content_byte(file) != b"[" and _is_utf8(file):
+        yield from _stream_json_lines(file)
+        return
     text, clean = decode_text(file, read_bytes(file))
     stripped = text.lstrip()
     if not stripped:
@@ -104,7 +110,75 @@ def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejecti
         yield from _iter_json_lines(file, text, clean)
 
 
-def parse_json(text: str) -> Any:
+_BLOCK = 1 << 22
+_BOM = b"\xef\xbb\xbf"
+
+
+@contextmanager
+def _open(file: SourceFile) -> Iterator[BinaryIO]:
+    """The file opened for reading, with read_bytes' file-level errors."""
+    try:
+        handle = file.path.open("rb")
+    except (FileNotFoundError, IsADirectoryError, OSError):
+        read_bytes(file)  # raises the error that names the file
+        raise
+    with handle:
+        yield handle
+
+
+def _first_content_byte(file: SourceFile) -> bytes | None:
+    """The first byte that is not ASCII whitespace (after a BOM); None for a blank file."""
+    with _open(file) as handle:
+        block = handle.read(_BLOCK).removeprefix(_BOM)
+        while block:
+            if stripped := block.lstrip():
+                return stripped[:1]
+            block = handle.read(_BLOCK)
+    return None
+
+
+def _is_utf8(file: SourceFile) -> bool:
+    """Whether the whole file decodes as UTF-8, a block at a time (the text is not kept)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with _open(file) as handle:
+        try:
+            for block in iter(lambda: handle.read(_BLOCK), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _stream_json_lines(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
+    """`_iter_json_lines` for a clean UTF-8 file, reading lines as bytes (orjson parses bytes)."""
+    parsed = failures = 0
+    with _open(file) as handle:
+        for row, line in enumerate(handle):
+            if row == 0:
+                line = line.removeprefix(_BOM)
+            if not line.strip():
+                continue
+            try:
+                value = parse_json(line)
+            except json.JSONDecodeError as exc:
+                text = line.decode("utf-8").removesuffix("\n")
+                if not text.strip():  # Unicode-only whitespace: blank, as in the text reader
+                    continue
+                failures += 1
+                yield Rejection(
+                    row, f"line {row + 1}", "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(text)
+                )
+                continue
+            parsed += 1
+            yield row, f"line {row + 1}", value
+    if parsed == 0 and failures == 0:
+        raise SourceFileError(f"{file.relative}: file is empty")
+    if parsed == 0:
+        raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
+
+
+def parse_json(text: str | bytes) -> Any:
     """orjson, several times faster than `json`; what it refuses (NaN, lone surrogate escapes) and
     every error message come from `json`, so both the accepted input and the messages stay Python's."""
     try:

@@ -160,6 +160,18 @@ def test_blank_lines_are_skipped_and_locations_count_physical_lines(tmp_path: Pa
     ]
 
 
+def test_a_line_of_unicode_spaces_is_blank_and_a_bad_line_keeps_its_text(tmp_path: Path) -> None:
+    path = put(tmp_path / "spaces.jsonl", '{"a": 1}\n\u3000\u3000\r\n{"a": 天}\r\n{"a": 2}'.encode())
+
+    entries = items(path, tmp_path)
+    assert [(e[1], e[2]) for e in entries if not isinstance(e, Rejection)] == [
+        ("line 1", {"a": 1}),
+        ("line 4", {"a": 2}),
+    ]
+    (bad,) = [e for e in entries if isinstance(e, Rejection)]
+    assert (bad.location, bad.rule, bad.raw) == ("line 3", "malformed_json", '{"a": 天}\r')
+
+
 def test_non_object_items_are_rejected_as_not_an_object(tmp_path: Path) -> None:
     lines = [
         json.dumps(RECORDS[0], ensure_ascii=False),
