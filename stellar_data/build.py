@@ -20,7 +20,6 @@ import polars as pl
 from .corpus import Corpus
 from .errors import CorpusDirError
 from .hashing import file_sha256
-from .memory import keep_freed_memory
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
 from .report import char_counts, write_report
@@ -68,7 +67,6 @@ def build(
     `sources` and `seed` override the recipe's `corpus.sources_dir` and `corpus.seed`.
     """
     started = time.perf_counter()
-    keep_freed_memory()  # the write phase gathers batch after batch (memory.py)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sources_dir=sources, seed=seed)
     out = Path(out)
