@@ -5,7 +5,8 @@ above its trim threshold, so the next batch's numpy scratch arrays and Python te
 zeroed pages in again. On the 2-core VMs we build on, touching fresh memory costs about 2.4 s per
 GiB: the similarity fold of one 250k-record file ran in 1.8 s instead of 3.4 s with the thresholds
 raised (docs/BENCHMARKS.md). The ingest worker processes set it (pipeline.py); the cost is a higher
-resident size between batches, not a larger peak of live data. polars (jemalloc) and pyarrow (mimalloc) manage their own memory and are unaffected.
+resident size between batches, not a larger peak of live data. polars (jemalloc) and pyarrow
+(mimalloc) manage their own memory and are unaffected.
 """
 
 from __future__ import annotations
