@@ -155,6 +155,18 @@ def test_hashes_follow_the_folded_tokens_exactly() -> None:
         assert tokens.hashes.tolist() == [hashes_of(w).hashes[0] for w in words], text
 
 
+def test_a_token_hash_is_the_seeded_mix_of_its_code_point_polynomial() -> None:
+    """hash(token) = mix((B * sum_k (c_k + 1) * B**k mod 2**64) ^ seed), whatever its length or place."""
+    base, mask = int(fold_module._TOKEN_BASE), 2**64 - 1
+
+    def expected(token: str) -> int:
+        value = sum((ord(c) + 1) * pow(base, k + 1, 2**64) for k, c in enumerate(token)) & mask
+        return int(fold_module.mix(np.array([value ^ 7], dtype=np.uint64))[0])  # hashes_of seeds with 7
+
+    text = "天 astronomy a 星系 supercalifragilistic x"
+    assert hashes_of(text).hashes.tolist() == [expected(t) for t in one(text).split()]
+
+
 def test_chunks_do_not_change_the_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"第{i}个问题 question number {i}" for i in range(50)]
     whole = hashes_of(*texts)
