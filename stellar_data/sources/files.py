@@ -98,7 +98,8 @@ def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejecti
     file that is valid UTF-8 is streamed a line at a time (never held whole, as text or bytes).
     """
     if _first_content_byte(file) != b"[" and _is_utf8(file):
-        yield from _stream_json_lines(file)
+        with _open(file) as handle:
+            yield from _iter_json_lines(file, _without_bom(handle), clean=True)
         return
     text, clean = decode_text(file, read_bytes(file))
     stripped = text.lstrip()
@@ -107,7 +108,9 @@ def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejecti
     if stripped[0] == "[":
         yield from _iter_json_array(file, text, clean)
     else:
-        yield from _iter_json_lines(file, text, clean)
+        if not clean:
+            check_encoding(file, text.split("\n"))
+        yield from _iter_json_lines(file, _lines(text), clean)
 
 
 _BLOCK = 1 << 22
@@ -119,7 +122,7 @@ def _open(file: SourceFile) -> Iterator[BinaryIO]:
     """The file opened for reading, with read_bytes' file-level errors."""
     try:
         handle = file.path.open("rb")
-    except (FileNotFoundError, IsADirectoryError, OSError):
+    except OSError:
         read_bytes(file)  # raises the error that names the file
         raise
     with handle:
@@ -150,32 +153,10 @@ def _is_utf8(file: SourceFile) -> bool:
     return True
 
 
-def _stream_json_lines(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
-    """`_iter_json_lines` for a clean UTF-8 file, reading lines as bytes (orjson parses bytes)."""
-    parsed = failures = 0
-    with _open(file) as handle:
-        for row, line in enumerate(handle):
-            if row == 0:
-                line = line.removeprefix(_BOM)
-            if not line.strip():
-                continue
-            try:
-                value = parse_json(line)
-            except json.JSONDecodeError as exc:
-                text = line.decode("utf-8").removesuffix("\n")
-                if not text.strip():  # Unicode-only whitespace: blank, as in the text reader
-                    continue
-                failures += 1
-                yield Rejection(
-                    row, f"line {row + 1}", "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(text)
-                )
-                continue
-            parsed += 1
-            yield row, f"line {row + 1}", value
-    if parsed == 0 and failures == 0:
-        raise SourceFileError(f"{file.relative}: file is empty")
-    if parsed == 0:
-        raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
+def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """A binary file's lines, a BOM removed from the first (as `decode_text` does for text)."""
+    for row, line in enumerate(lines):
+        yield line.removeprefix(_BOM) if row == 0 else line
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -210,12 +191,13 @@ def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
         yield row, location, value
 
 
-def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
-    if not clean:
-        check_encoding(file, text.split("\n"))
+def _iter_json_lines(
+    file: SourceFile, lines: Iterable[str] | Iterable[bytes], clean: bool
+) -> Iterator[tuple[int, str, Any] | Rejection]:
+    """Lines of decoded text, or of bytes from a file known to be UTF-8 (orjson parses bytes)."""
     parsed = 0
     failures = 0
-    for row, line in enumerate(_lines(text)):
+    for row, line in enumerate(lines):
         location = f"line {row + 1}"
         if not line.strip():
             continue
@@ -226,12 +208,17 @@ def _iter_json_lines(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
         try:
             value = parse_json(line)
         except json.JSONDecodeError as exc:
+            text = line if isinstance(line, str) else line.decode("utf-8").removesuffix("\n")
+            if not text.strip():  # bytes of Unicode-only whitespace: blank, as a text line is
+                continue
             failures += 1
-            yield Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(line))
+            yield Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(text))
             continue
         parsed += 1
         yield row, location, value
-    if parsed == 0 and failures > 0:
+    if parsed == 0 and failures == 0:  # only blank lines (a blank text file is refused before)
+        raise SourceFileError(f"{file.relative}: file is empty")
+    if parsed == 0:
         raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
 
 
