@@ -9,6 +9,8 @@ from __future__ import annotations
 from hashlib import blake2b, sha256
 from pathlib import Path
 
+import polars as pl
+
 _UNIT = float(2**64)
 
 
@@ -22,9 +24,20 @@ def seeded_unit(seed: int, purpose: str, key: str) -> float:
     return seeded_u64(seed, purpose, key) / _UNIT
 
 
-def content_hash(instruction: str, input_: str, output: str) -> bytes:
-    """16-byte digest of a normalized triple; the exact-dedup key."""
-    return blake2b(f"{instruction}\x1f{input_}\x1f{output}".encode(), digest_size=16).digest()
+CONTENT_FIELDS = ("instruction", "input", "output")
+_CONTENT_SEED = 0x5EED
+CONTENT_KEY_DTYPE = pl.Struct({name: pl.UInt64 for name in CONTENT_FIELDS})
+
+
+def content_keys(frame: pl.DataFrame) -> pl.Series:
+    """The exact-dedup key of every row: one 64-bit hash per text field, as a struct (192 bits).
+
+    Computed in bulk by polars (blake2b per record cost ~3 us, 3 s per 1M records). polars' hash is
+    stable only within one polars version, which is enough here: the keys only group equal triples
+    inside one build and are never written. Decisions (split, order) keep the stable seeded hashes.
+    A text moved between fields changes the key, since each field has its own place in the struct.
+    """
+    return frame.select(pl.struct(pl.col(name).hash(_CONTENT_SEED) for name in CONTENT_FIELDS).alias("_hash")).to_series()
 
 
 def file_sha256(path: Path) -> str:

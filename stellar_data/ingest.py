@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from .hashing import content_hash, file_sha256, seeded_u64, seeded_unit
+from .hashing import content_keys, file_sha256, seeded_u64, seeded_unit
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
 from .resources import load_schema
@@ -70,21 +70,10 @@ def files_read(file: SourceFile) -> dict[str, dict[str, Any]]:
     }
 
 
-def content_hashes(frame: pl.DataFrame, batch: int = 50_000) -> pl.Series:
-    """Every record's `content_hash`, a batch of rows at a time: the texts become Python strings only
-    one batch at a time (all at once they weigh more than the file)."""
-    hashes: list[bytes] = []
-    for offset in range(0, frame.height, batch):
-        part = frame.slice(offset, batch)
-        rows = zip(part["instruction"].to_list(), part["input"].to_list(), part["output"].to_list(), strict=True)
-        hashes += [content_hash(*r) for r in rows]
-    return pl.Series("_hash", hashes, dtype=pl.Binary)
-
-
 def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     seed = task.seed
     return frame.with_columns(
-        content_hashes(frame),
+        content_keys(frame),
         pl.Series("_split_u", [seeded_unit(seed, "split", g) for g in frame["group"].to_list()], dtype=pl.Float64),
         pl.Series("_order", [seeded_u64(seed, "order", i) for i in frame["id"].to_list()], dtype=pl.UInt64),
         pl.lit(task.spec.dedup_rank, dtype=pl.Int64).alias("_rank"),

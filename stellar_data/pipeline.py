@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from .hashing import CONTENT_KEY_DTYPE
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .memory import keep_freed_memory
@@ -184,7 +185,7 @@ def read_records(path: Path) -> pl.DataFrame:
 def _empty_records() -> pl.DataFrame:
     frame = pl.from_arrow(RECORD_SCHEMA.empty_table())
     return frame.with_columns(
-        pl.lit(None, dtype=pl.Binary).alias("_hash"),
+        pl.lit(None, dtype=CONTENT_KEY_DTYPE).alias("_hash"),
         pl.lit(None, dtype=pl.Float64).alias("_split_u"),
         pl.lit(None, dtype=pl.UInt64).alias("_order"),
         *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("_rank", "_source_order", "_file_index")),

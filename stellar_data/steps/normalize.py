@@ -9,6 +9,7 @@ private-use characters, which this step has already removed from the text, so th
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -17,6 +18,7 @@ import polars as pl
 
 from ..record import EXTRA_PREFIX, TEXT_FIELDS
 from .base import StepStats
+from .opencc_scope import changeable_characters
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
 _PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
@@ -37,8 +39,16 @@ class NormalizeConfig:
 
 
 # Characters at or above U+2E80 (CJK radicals onwards): OpenCC's t2s / tw2s / hk2s leave every
-# character below it as it is (a test checks this), so a text without one is not converted.
-_OPENCC_RELEVANT = "[\u2e80-\U0010ffff]"
+# character below it as it is (a test checks this). The scope when the dictionaries cannot be read.
+_CJK_AND_ABOVE = "[\u2e80-\U0010ffff]"
+
+
+@cache
+def conversion_scope(config_name: str) -> str:
+    """A regex class of the characters OpenCC `config_name` may change (see opencc_scope.py): a
+    text without one is not sent to OpenCC."""
+    changeable = changeable_characters(config_name)
+    return _CJK_AND_ABOVE if changeable is None else char_class(sorted(map(ord, changeable)))
 
 
 def clean_expr(column: str) -> pl.Expr:
@@ -74,8 +84,13 @@ def nfc_sensitive_class() -> str:
 
 
 def _sensitive_class(compatibility: bool) -> str:
+    return char_class(sensitive_code_points(compatibility))
+
+
+def char_class(codes: Iterable[int]) -> str:
+    """A regex class (polars' syntax) of sorted code points, consecutive ones as ranges."""
     ranges: list[list[int]] = []
-    for code in sensitive_code_points(compatibility):
+    for code in codes:
         if ranges and code == ranges[-1][1] + 1:
             ranges[-1][1] = code
         else:
@@ -162,7 +177,8 @@ class ChineseConverter:
 
 def convert_chinese(columns: list[pl.Series], config: NormalizeConfig) -> list[pl.Series]:
     """OpenCC over the texts that hold a character it may change, in one batch for all columns."""
-    rows = [c.str.contains(_OPENCC_RELEVANT).fill_null(False).arg_true() for c in columns]
+    scope = conversion_scope(config.opencc)
+    rows = [c.str.contains(scope).fill_null(False).arg_true() for c in columns]
     texts = [t for column, r in zip(columns, rows, strict=True) for t in column.gather(r).to_list()]
     if not texts:
         return columns

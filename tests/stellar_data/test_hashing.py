@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import polars as pl
 import pytest
 
-from stellar_data.hashing import content_hash, seeded_u64, seeded_unit
+from stellar_data.hashing import content_keys, seeded_u64, seeded_unit
+
+
+def key(instruction: str, input_: str, output: str) -> dict[str, int]:
+    return content_keys(pl.DataFrame({"instruction": [instruction], "input": [input_], "output": [output]}))[0]
 
 
 def test_seeded_unit_is_in_unit_interval() -> None:
@@ -55,11 +63,23 @@ def test_seeded_unit_fields_do_not_run_together() -> None:
     assert seeded_unit(1, "ab", "c") != seeded_unit(1, "a", "bc")
 
 
-def test_content_hash_is_16_bytes_and_stable() -> None:
-    digest = content_hash("a", "b", "c")
-    assert isinstance(digest, bytes) and len(digest) == 16
-    assert digest == content_hash("a", "b", "c")
-    assert digest.hex() == "6537de98aa2dd4e9e644a1cb8470e894"
+def test_content_keys_are_equal_for_equal_triples_only() -> None:
+    frame = pl.DataFrame(
+        {"instruction": ["q", "q", "q", "Q"], "input": ["", "", "", ""], "output": ["a", "a", "b", "a"]}
+    )
+    keys = content_keys(frame).to_list()
+    assert keys[0] == keys[1]
+    assert len({tuple(k.values()) for k in keys}) == 3
+
+
+def test_content_keys_are_the_same_in_another_process() -> None:
+    # workers compute the keys, the main process groups them: they must agree across processes
+    code = (
+        "import polars as pl; from stellar_data.hashing import content_keys; "
+        "print(content_keys(pl.DataFrame({'instruction': ['星'], 'input': [''], 'output': ['a']}))[0])"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str(key("星", "", "a"))
 
 
 @pytest.mark.parametrize(
@@ -72,12 +92,8 @@ def test_content_hash_is_16_bytes_and_stable() -> None:
         (("q", "", "a"), ("q", "a", "")),
     ],
 )
-def test_content_hash_differs_when_text_moves_between_fields(
+def test_content_key_differs_when_text_moves_between_fields(
     left: tuple[str, str, str], right: tuple[str, str, str]
 ) -> None:
     assert "".join(left) == "".join(right)
-    assert content_hash(*left) != content_hash(*right)
-
-
-def test_content_hash_differs_by_content() -> None:
-    assert content_hash("q", "", "a") != content_hash("q", "", "b")
+    assert key(*left) != key(*right)

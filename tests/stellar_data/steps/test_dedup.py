@@ -6,13 +6,12 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from stellar_data.hashing import content_hash
+from stellar_data.hashing import content_keys
 from stellar_data.steps.dedup import RANK_COLUMNS, exact_dedup
 
 THIN_SCHEMA = {
     "id": pl.String,
     "source": pl.String,
-    "_hash": pl.Binary,
     "_rank": pl.Int64,
     "_source_order": pl.Int64,
     "_file_index": pl.Int64,
@@ -22,14 +21,13 @@ THIN_SCHEMA = {
 
 def thin(*rows: tuple[str, str, tuple[str, str, str], int, int, int, int]) -> pl.DataFrame:
     """rows: (id, source, triple, _rank, _source_order, _file_index, source_row)."""
-    return pl.DataFrame(
-        [
-            (rid, source, content_hash(*triple), rank, order, file_index, row)
-            for rid, source, triple, rank, order, file_index, row in rows
-        ],
+    frame = pl.DataFrame(
+        [(rid, source, rank, order, file_index, row) for rid, source, _, rank, order, file_index, row in rows],
         schema=THIN_SCHEMA,
         orient="row",
     )
+    triples = pl.DataFrame([r[2] for r in rows], schema=["instruction", "input", "output"], orient="row")
+    return frame.with_columns(content_keys(triples))
 
 
 A = ("What is a black hole?", "", "A region of spacetime ...")
