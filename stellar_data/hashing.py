@@ -37,7 +37,9 @@ def content_keys(frame: pl.DataFrame) -> pl.Series:
     inside one build and are never written. Decisions (split, order) keep the stable seeded hashes.
     A text moved between fields changes the key, since each field has its own place in the struct.
     """
-    return frame.select(pl.struct(pl.col(name).hash(_CONTENT_SEED) for name in CONTENT_FIELDS).alias("_hash")).to_series()
+    return frame.select(
+        pl.struct(pl.col(name).hash(_CONTENT_SEED) for name in CONTENT_FIELDS).alias("_hash")
+    ).to_series()
 
 
 def file_sha256(path: Path) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from .hashing import CONTENT_KEY_DTYPE
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
+from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .memory import keep_freed_memory
 from .recipe import Recipe, SourceSpec
