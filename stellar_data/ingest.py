@@ -4,8 +4,8 @@ in worker processes (OpenCC holds the GIL: two cores need two processes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from .hashing import content_keys, file_sha256, seeded_u64, seeded_unit
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
 from .resources import load_schema
-from .sources import ADAPTERS, SourceFile
+from .sources import ADAPTERS, Entry, ItemBatch, SourceFile
 from .steps.assemble import assemble
 from .steps.base import StepStats
 from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
@@ -138,25 +138,36 @@ def _validation_quarantine(
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
 
 
+def entry_batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    """The adapter's entries in lists of about `size` items (an ItemBatch counts its items); always
+    at least one list, so that an empty file still gives its (empty) frame."""
+    batch: list[Entry] = []
+    count, yielded = 0, False
+    for entry in entries:
+        batch.append(entry)
+        count += len(entry) if isinstance(entry, ItemBatch) else 1
+        if count >= size:
+            yield batch
+            batch, count, yielded = [], 0, True
+    if batch or not yielded:
+        yield batch
+
+
 def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepStats, StepStats]:
     """The file's records, read and normalized batch by batch; (records, quarantine, read and
     normalize stats)."""
     spec, file = task.spec, task.file
-    entries = iter(ADAPTERS[spec.adapter](file, spec.options, spec.lang))
+    entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
     config = NormalizeConfig(spec.opencc, task.protected_terms)
     frames, quarantines = [], []
     read_stats, normalize_stats = StepStats("read", spec.name), StepStats("normalize", spec.name)
-    while True:
-        batch = list(islice(entries, task.read_batch))
-        if batch or not frames:  # an empty file still gives its (empty) frame
-            frame, quarantine, batch_read = assemble(batch, spec, file)
-            frame, batch_normalize = normalize(frame, config, spec.name)
-            frames.append(frame)
-            quarantines.append(quarantine)
-            read_stats.merge(batch_read)
-            normalize_stats.merge(batch_normalize)
-        if len(batch) < task.read_batch:
-            break
+    for batch in entry_batches(entries, task.read_batch):
+        frame, quarantine, batch_read = assemble(batch, spec, file)
+        frame, batch_normalize = normalize(frame, config, spec.name)
+        frames.append(frame)
+        quarantines.append(quarantine)
+        read_stats.merge(batch_read)
+        normalize_stats.merge(batch_normalize)
     frame = pl.concat(frames, how="diagonal_relaxed")
     extra = [c for c in frame.columns if c.startswith(EXTRA_PREFIX)]
     if extra:  # a structured field absent from a whole batch

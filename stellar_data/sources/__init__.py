@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .alpaca import read_alpaca
 from .astro_qa import read_astro_qa
-from .base import Adapter, Entry, RawItem, Rejection, SourceFile
+from .base import Adapter, Entry, ItemBatch, RawItem, Rejection, SourceFile
 from .generic import read_generic
 from .gsm8k import read_gsm8k
 from .identity import read_identity
@@ -17,4 +17,4 @@ ADAPTERS: dict[str, Adapter] = {
     "astro_qa": read_astro_qa,
 }
 
-__all__ = ["ADAPTERS", "Adapter", "Entry", "RawItem", "Rejection", "SourceFile"]
+__all__ = ["ADAPTERS", "Adapter", "Entry", "ItemBatch", "RawItem", "Rejection", "SourceFile"]

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Entry, RawItem, Rejection, SourceFile
-from .files import iter_json_items, json_objects, missing_fields
+from .base import Entry, ItemBatch, SourceFile
+from .files import iter_json_batches, missing_fields, not_an_object
 
 # Some Chinese Alpaca translations carry the English field labels over into the text.
 _INPUT_PREFIX = re.compile(r"^\s*输入\s*[：:]\s*")
@@ -27,17 +27,22 @@ def strip_io_prefix(text: Any, pattern: re.Pattern[str], label: str) -> Any:
 
 
 def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
+    """Items in column batches (the bulk of a corpus is Alpaca-shaped): types are checked by assemble."""
     config = AlpacaOptions(**options)
-    for entry in json_objects(iter_json_items(file)):
-        if isinstance(entry, Rejection):
-            yield entry
-            continue
-        row, location, record = entry
-        if problem := missing_fields(row, location, record, ("instruction", "output")):
-            yield problem
-            continue
-        input_, output = record.get("input", ""), record["output"]
+    for batch in iter_json_batches(file):
+        yield from batch.rejections
+        items = ItemBatch(batch.kind, [], [], [], [])
+        for row, value in zip(batch.rows, batch.values, strict=True):
+            if type(value) is not dict:
+                yield not_an_object(row, batch.location(row), value)
+            elif "instruction" not in value or "output" not in value:
+                yield missing_fields(row, batch.location(row), value, ("instruction", "output"))
+            else:
+                items.rows.append(row)
+                items.instruction.append(value["instruction"])
+                items.input.append(value.get("input", ""))
+                items.output.append(value["output"])
         if config.strip_io_prefixes:
-            input_ = strip_io_prefix(input_, _INPUT_PREFIX, "输入")
-            output = strip_io_prefix(output, _OUTPUT_PREFIX, "输出")
-        yield RawItem(row=row, location=location, instruction=record["instruction"], input=input_, output=output)
+            items.input = [strip_io_prefix(text, _INPUT_PREFIX, "输入") for text in items.input]
+            items.output = [strip_io_prefix(text, _OUTPUT_PREFIX, "输出") for text in items.output]
+        yield items

@@ -3,11 +3,14 @@
 An adapter reads one file of one source format and yields, for every item in it, either a
 `RawItem` (the triple still untyped: the assemble step checks the types) or a `Rejection`
 (a record-level problem, with its location). File-level problems raise `SourceFileError`.
+An adapter of a large line-based format may yield an `ItemBatch` instead: many plain items as
+columns, which saves a Python object per item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +43,30 @@ class RawItem:
     never written to the record shards."""
 
 
+@dataclass(slots=True)
+class ItemBatch:
+    """Many items at once, as columns: item i is (rows[i], instruction[i], input[i], output[i]), with
+    every optional field of RawItem at its default."""
+
+    kind: str
+    """`line` (locations are 1-based lines) or `item` (0-based items)."""
+    rows: list[int]
+    instruction: list[Any]
+    input: list[Any]
+    output: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def location(self, row: int) -> str:
+        return location(self.kind, row)
+
+
+def location(kind: str, row: int) -> str:
+    """The location of a row of a line-based file (`line`, 1-based) or a JSON array (`item`)."""
+    return f"line {row + 1}" if kind == "line" else f"item {row}"
+
+
 @dataclass(frozen=True)
 class Rejection:
     row: int | None
@@ -53,7 +80,33 @@ class Rejection:
     the quarantine limit."""
 
 
-Entry = RawItem | Rejection
+Entry = RawItem | ItemBatch | Rejection
+
+
+def each_item(entries: Iterable[Entry]) -> Iterator[RawItem | Rejection]:
+    """An adapter's entries one item at a time, in file order: each ItemBatch becomes RawItems,
+    merged by row with the rejections yielded before it (for tests and tools, not the hot path)."""
+    pending: list[Rejection] = []
+    for entry in entries:
+        if isinstance(entry, Rejection):
+            pending.append(entry)
+            continue
+        if isinstance(entry, ItemBatch):
+            items = (
+                RawItem(row, entry.location(row), a, b, c)
+                for row, a, b, c in zip(entry.rows, entry.instruction, entry.input, entry.output, strict=True)
+            )
+            pending.sort(key=_row)
+            yield from heapq.merge(pending, items, key=_row)
+        else:
+            yield from pending
+            yield entry
+        pending = []
+    yield from pending
+
+
+def _row(entry: RawItem | Rejection) -> int:
+    return -1 if entry.row is None else entry.row
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
 
 from ..errors import SourceFileError
 from ..record import RAW_EXCERPT_CHARS
-from .base import Rejection, SourceFile
+from .base import Rejection, SourceFile, location
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
@@ -91,26 +93,58 @@ def invalid_utf8_rejection(row: int, location: str, raw: str) -> Rejection:
     )
 
 
-def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
-    """Items of a JSON array file or a JSON Lines file, detected from the first non-space character.
+JSON_BATCH = 50_000
+"""Items parsed per batch: one batch's Python objects are alive at a time."""
 
-    Yields (row, location, value) or a Rejection for malformed / mis-encoded lines. A JSON Lines
-    file that is valid UTF-8 is streamed a line at a time (never held whole, as text or bytes).
-    """
+
+@dataclass(slots=True)
+class JsonBatch:
+    """Consecutive items of a JSON array or JSON Lines file: the parsed values with their rows, and
+    the rejections (malformed or mis-encoded lines) among them."""
+
+    kind: str
+    """`line` (JSON Lines: locations are 1-based lines) or `item` (a JSON array: 0-based items)."""
+    rows: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def location(self, row: int) -> str:
+        return location(self.kind, row)
+
+
+def iter_json_batches(file: SourceFile, size: int = JSON_BATCH) -> Iterator[JsonBatch]:
+    """The items of a JSON array file or a JSON Lines file (detected from the first non-space
+    character), `size` rows at a time. A JSON Lines file that is valid UTF-8 is streamed (never held
+    whole, as text or bytes) and parsed in one tight loop per batch."""
     if _first_content_byte(file) != b"[" and _is_utf8(file):
         with _open(file) as handle:
-            yield from _iter_json_lines(file, _without_bom(handle), clean=True)
+            yield from _json_line_batches(file, handle, clean=True, size=size)
         return
     text, clean = decode_text(file, read_bytes(file))
     stripped = text.lstrip()
     if not stripped:
         raise SourceFileError(f"{file.relative}: file is empty")
     if stripped[0] == "[":
-        yield from _iter_json_array(file, text, clean)
+        yield from _json_array_batches(file, text, clean, size)
     else:
         if not clean:
             check_encoding(file, text.split("\n"))
-        yield from _iter_json_lines(file, _lines(text), clean)
+        yield from _json_line_batches(file, _lines(text), clean=False, size=size)
+
+
+def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
+    """`iter_json_batches` an item at a time: (row, location, value) or a Rejection, in file order."""
+    for batch in iter_json_batches(file):
+        rejections = iter(batch.rejections)
+        rejection = next(rejections, None)
+        for row, value in zip(batch.rows, batch.values, strict=True):
+            while rejection is not None and rejection.row is not None and rejection.row < row:
+                yield rejection
+                rejection = next(rejections, None)
+            yield row, batch.location(row), value
+        if rejection is not None:
+            yield rejection
+            yield from rejections
 
 
 _BLOCK = 1 << 22
@@ -153,12 +187,6 @@ def _is_utf8(file: SourceFile) -> bool:
     return True
 
 
-def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """A binary file's lines, a BOM removed from the first (as `decode_text` does for text)."""
-    for row, line in enumerate(lines):
-        yield line.removeprefix(_BOM) if row == 0 else line
-
-
 def parse_json(text: str | bytes) -> Any:
     """orjson, several times faster than `json`; what it refuses (NaN, lone surrogate escapes) and
     every error message come from `json`, so both the accepted input and the messages stay Python's."""
@@ -168,7 +196,7 @@ def parse_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple[int, str, Any] | Rejection]:
+def _json_array_batches(file: SourceFile, text: str, clean: bool, size: int) -> Iterator[JsonBatch]:
     try:
         values = parse_json(text)
     except json.JSONDecodeError as exc:
@@ -181,45 +209,75 @@ def _iter_json_array(file: SourceFile, text: str, clean: bool) -> Iterator[tuple
         raise SourceFileError(f"{file.relative}: expected a JSON array of records")
     if not clean:
         check_encoding(file, [json.dumps(v, ensure_ascii=False) for v in values])
-    for row, value in enumerate(values):
-        location = f"item {row}"
-        if not clean:
-            dumped = json.dumps(value, ensure_ascii=False)
-            if has_invalid_utf8(dumped):
-                yield invalid_utf8_rejection(row, location, dumped)
-                continue
-        yield row, location, value
+    for start in range(0, len(values), size):
+        batch = JsonBatch("item")
+        for row, value in enumerate(values[start : start + size], start):
+            if not clean:
+                dumped = json.dumps(value, ensure_ascii=False)
+                if has_invalid_utf8(dumped):
+                    batch.rejections.append(invalid_utf8_rejection(row, batch.location(row), dumped))
+                    continue
+            batch.rows.append(row)
+            batch.values.append(value)
+        yield batch
 
 
-def _iter_json_lines(
-    file: SourceFile, lines: Iterable[str] | Iterable[bytes], clean: bool
-) -> Iterator[tuple[int, str, Any] | Rejection]:
-    """Lines of decoded text, or of bytes from a file known to be UTF-8 (orjson parses bytes)."""
-    parsed = 0
-    failures = 0
-    for row, line in enumerate(lines):
-        location = f"line {row + 1}"
-        if not line.strip():
-            continue
-        if not clean and has_invalid_utf8(line):
-            failures += 1
-            yield invalid_utf8_rejection(row, location, line)
-            continue
-        try:
-            value = parse_json(line)
-        except json.JSONDecodeError as exc:
-            text = line if isinstance(line, str) else line.decode("utf-8").removesuffix("\n")
-            if not text.strip():  # bytes of Unicode-only whitespace: blank, as a text line is
-                continue
-            failures += 1
-            yield Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(text))
-            continue
-        parsed += 1
-        yield row, location, value
+_BLANK = object()
+
+
+def _json_line_batches(
+    file: SourceFile, lines: Iterable[str] | Iterable[bytes], clean: bool, size: int
+) -> Iterator[JsonBatch]:
+    """Lines of decoded text, or of bytes from a file known to be UTF-8 (orjson parses bytes).
+
+    The loop tries orjson on each line of a clean file first; only a line it refuses takes the slow
+    path (`_parse_line`: blank lines, `json`'s verdict and message, bad bytes)."""
+    lines = iter(lines)
+    parsed = failures = 0
+    for first_row in itertools.count(0, size):
+        block = list(itertools.islice(lines, size))
+        if not block:
+            break
+        if first_row == 0:
+            block[0] = block[0].removeprefix(_BOM) if isinstance(block[0], bytes) else block[0]
+        batch = JsonBatch("line")
+        rows, values = batch.rows, batch.values
+        for row, line in enumerate(block, first_row):
+            if clean:
+                try:
+                    values.append(orjson.loads(line))
+                    rows.append(row)
+                    continue
+                except orjson.JSONDecodeError:
+                    pass
+            value = _parse_line(row, batch.location(row), line, clean)
+            if isinstance(value, Rejection):
+                batch.rejections.append(value)
+            elif value is not _BLANK:
+                values.append(value)
+                rows.append(row)
+        parsed += len(rows)
+        failures += len(batch.rejections)
+        yield batch
     if parsed == 0 and failures == 0:  # only blank lines (a blank text file is refused before)
         raise SourceFileError(f"{file.relative}: file is empty")
     if parsed == 0:
         raise SourceFileError(f"{file.relative}: not JSON or JSON Lines (no line parses as JSON)")
+
+
+def _parse_line(row: int, location: str, line: str | bytes, clean: bool) -> Any:
+    """One line's value, a Rejection, or _BLANK."""
+    if not line.strip():
+        return _BLANK
+    if not clean and has_invalid_utf8(line):
+        return invalid_utf8_rejection(row, location, line)
+    try:
+        return parse_json(line)
+    except json.JSONDecodeError as exc:
+        text = line if isinstance(line, str) else line.decode("utf-8").removesuffix("\n")
+        if not text.strip():  # bytes of Unicode-only whitespace: blank, as a text line is
+            return _BLANK
+        return Rejection(row, location, "malformed_json", f"{exc.msg} at column {exc.colno}", excerpt(text))
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -246,8 +304,12 @@ def json_objects(
         if isinstance(value, dict):
             yield row, location, value
         else:
-            kind = type(value).__name__
-            yield Rejection(row, location, "not_an_object", f"expected a JSON object, got {kind}", excerpt(value))
+            yield not_an_object(row, location, value)
+
+
+def not_an_object(row: int, location: str, value: Any) -> Rejection:
+    kind = type(value).__name__
+    return Rejection(row, location, "not_an_object", f"expected a JSON object, got {kind}", excerpt(value))
 
 
 def missing_fields(row: int, location: str, record: dict[str, Any], names: Iterable[str]) -> Rejection | None:

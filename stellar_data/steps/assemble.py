@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from ..recipe import SourceSpec
 from ..record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
-from ..sources.base import Entry, RawItem, Rejection, SourceFile
+from ..sources.base import Entry, ItemBatch, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
 from ..text import HAN_CLASS
 from .base import StepStats
@@ -32,16 +33,6 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
 
 
 _RECORD_FRAME_SCHEMA = pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
-
-
-def _type_problem(item: RawItem) -> str | None:
-    for name in TEXT_FIELDS:
-        value = getattr(item, name)
-        if name == "input" and value is None:
-            continue
-        if not isinstance(value, str):
-            return f"{name} must be a string, got {type(value).__name__}"
-    return None
 
 
 def file_token(relative: str) -> str:
@@ -67,23 +58,27 @@ def assemble(
     """
     stats = StepStats("read", spec.name)
     prefix = id_prefix(spec, file)
-    items: list[RawItem] = []
+    columns = _Columns()
     rejected: list[dict[str, Any]] = []
+
+    def reject(rejection: Rejection, record_id: str | None = None) -> None:
+        stats.dropped[rejection.rule] += 1
+        rejected.append(quarantine_row(spec.name, rejection.file or file.relative, rejection, record_id))
+
     for entry in entries:
-        if isinstance(entry, RawItem) and _all_strings(entry):
-            items.append(entry)
+        if isinstance(entry, ItemBatch):
+            for row, raw in columns.add_batch(entry):
+                reject(_wrong_type(raw, entry.location(row), row), f"{prefix}{row}")
+        elif isinstance(entry, RawItem) and _all_strings(entry):
+            columns.add_item(entry)
         elif isinstance(entry, Rejection):
-            stats.dropped[entry.rule] += 1
-            rejected.append(quarantine_row(spec.name, entry.file or file.relative, entry))
+            reject(entry)
         else:
-            record_id = _record_id(spec, prefix, entry)
             raw = {name: getattr(entry, name) for name in TEXT_FIELDS}
-            problem = Rejection(entry.row, entry.location, "wrong_type", _type_problem(entry), excerpt(raw))
-            stats.dropped["wrong_type"] += 1
-            rejected.append(quarantine_row(spec.name, entry.file or file.relative, problem, record_id))
-    stats.kept = len(items)
+            reject(_wrong_type(raw, entry.location, entry.row), _record_id(spec, prefix, entry))
+    stats.kept = len(columns.rows)
     stats.total = stats.kept + len(rejected)
-    frame = _record_frame(items, spec, file, prefix)
+    frame = _record_frame(columns, spec, file, prefix)
     quarantine = pl.from_arrow(
         _table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA)
     )
@@ -98,34 +93,87 @@ def _all_strings(item: RawItem) -> bool:
     )
 
 
+def _wrong_type(raw: dict[str, Any], location: str, row: int) -> Rejection:
+    for name in TEXT_FIELDS:
+        value = raw[name]
+        if not isinstance(value, str) and not (name == "input" and value is None):
+            message = f"{name} must be a string, got {type(value).__name__}"
+            return Rejection(row, location, "wrong_type", message, excerpt(raw))
+    raise ValueError(f"{location}: every field is a string")
+
+
 def _record_id(spec: SourceSpec, prefix: str, item: RawItem) -> str:
     return f"{spec.name}:{item.key}" if item.key is not None else f"{prefix}{item.row}"
 
 
-def _column(items: list[RawItem], name: str) -> list[Any]:
-    return [getattr(item, name) for item in items]
+_OPTIONAL = ("key", "group", "original_id", "lang", "file")
+_DEFAULTED = {"lang": "lang", "group": "group", "file": "source_file"}
+"""Optional RawItem fields with a default -> their record column."""
 
 
-def _optional(items: list[RawItem], name: str) -> list[str | None]:
-    """An optional field; empty counts as absent (the default applies)."""
-    return [getattr(item, name) or None for item in items]
+@dataclass
+class _Columns:
+    """The accepted items' fields, a list per field (one Python list append per field and item)."""
+
+    rows: list[int] = field(default_factory=list)
+    instruction: list[str] = field(default_factory=list)
+    input: list[str | None] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    optional: dict[str, list[str | None]] = field(default_factory=lambda: {name: [] for name in _OPTIONAL})
+    extra: list[dict[str, str] | None] = field(default_factory=list)
+
+    def add_item(self, item: RawItem) -> None:
+        self.rows.append(item.row)
+        self.instruction.append(item.instruction)
+        self.input.append(item.input)
+        self.output.append(item.output)
+        for name, values in self.optional.items():
+            values.append(getattr(item, name))
+        self.extra.append(item.extra)
+
+    def add_batch(self, batch: ItemBatch) -> list[tuple[int, dict[str, Any]]]:
+        """Adds the batch's items whose fields are strings; returns the others as (row, fields)."""
+        typed = [
+            isinstance(a, str) and isinstance(c, str) and (b is None or isinstance(b, str))
+            for a, b, c in zip(batch.instruction, batch.input, batch.output, strict=True)
+        ]
+        refused = []
+        if all(typed):
+            self.rows += batch.rows
+            self.instruction += batch.instruction
+            self.input += batch.input
+            self.output += batch.output
+        else:
+            for ok, row, a, b, c in zip(typed, batch.rows, batch.instruction, batch.input, batch.output, strict=True):
+                if not ok:
+                    refused.append((row, {"instruction": a, "input": b, "output": c}))
+                    continue
+                self.rows.append(row)
+                self.instruction.append(a)
+                self.input.append(b)
+                self.output.append(c)
+        added = len(batch) - len(refused)
+        for values in self.optional.values():
+            values += [None] * added
+        self.extra += [None] * added
+        return refused
 
 
-def _record_frame(items: list[RawItem], spec: SourceSpec, file: SourceFile, prefix: str) -> pl.DataFrame:
-    keys = pl.Series("key", _column(items, "key"), dtype=pl.String)
-    rows = pl.Series("source_row", _column(items, "row"), dtype=pl.Int64)
+def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix: str) -> pl.DataFrame:
+    optional = {name: pl.Series(name, values, dtype=pl.String) for name, values in columns.optional.items()}
+    keys = optional["key"]
+    rows = pl.Series("source_row", columns.rows, dtype=pl.Int64)
     record_id = pl.coalesce(pl.lit(f"{spec.name}:") + keys, pl.lit(prefix) + rows.cast(pl.String))
     frame = pl.DataFrame(
         [
-            pl.Series("instruction", _column(items, "instruction"), dtype=pl.String),
-            pl.Series("input", _column(items, "input"), dtype=pl.String).fill_null(""),
-            pl.Series("output", _column(items, "output"), dtype=pl.String),
+            pl.Series("instruction", columns.instruction, dtype=pl.String),
+            pl.Series("input", columns.input, dtype=pl.String).fill_null(""),
+            pl.Series("output", columns.output, dtype=pl.String),
             keys,
             rows,
-            pl.Series("lang", _optional(items, "lang"), dtype=pl.String),
-            pl.Series("group", _optional(items, "group"), dtype=pl.String),
-            pl.Series("source_file", _optional(items, "file"), dtype=pl.String),
-            pl.Series("original_id", _column(items, "original_id"), dtype=pl.String),
+            # an empty optional field counts as absent (the default applies)
+            *(optional[name].replace("", None).alias(out) for name, out in _DEFAULTED.items()),
+            optional["original_id"],
         ]
     )
     detected = pl.when(pl.concat_str(TEXT_FIELDS).str.contains(HAN_CLASS)).then(pl.lit("zh")).otherwise(pl.lit("en"))
@@ -139,10 +187,10 @@ def _record_frame(items: list[RawItem], spec: SourceSpec, file: SourceFile, pref
         pl.lit(0, dtype=pl.Int32).alias("copy_index"),
     )
     frame = frame.select(pl.col(name).cast(dtype) for name, dtype in _RECORD_FRAME_SCHEMA.items())
-    extra_names = sorted({name for item in items if item.extra for name in item.extra})
+    extra_names = sorted({name for extra in columns.extra if extra for name in extra})
     if extra_names:
         frame = frame.with_columns(
-            pl.Series(EXTRA_PREFIX + name, [(i.extra or {}).get(name) for i in items], dtype=pl.String).fill_null("")
+            pl.Series(EXTRA_PREFIX + name, [(e or {}).get(name) for e in columns.extra], dtype=pl.String).fill_null("")
             for name in extra_names
         )
     return frame

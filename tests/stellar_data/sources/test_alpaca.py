@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stellar_data.sources.alpaca import read_alpaca
-from stellar_data.sources.base import RawItem, Rejection
+from stellar_data.sources.base import RawItem, Rejection, each_item
 from tests.helpers import source_file, write_json, write_jsonl
 
 INPUT_LABEL = re.compile(r"^输入[：:]")
@@ -17,7 +17,7 @@ OUTPUT_LABEL = re.compile(r"^输出[：:]")
 
 
 def read(path: Path, root: Path, options: dict | None = None, lang: str = "zh") -> list[RawItem | Rejection]:
-    return list(read_alpaca(source_file(path, root), options or {}, lang))
+    return list(each_item(read_alpaca(source_file(path, root), options or {}, lang)))
 
 
 # --- real data ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.alpaca import read_alpaca
-from stellar_data.sources.base import RawItem, Rejection
+from stellar_data.sources.base import RawItem, Rejection, each_item
 from stellar_data.sources.files import iter_json_items
 from tests.helpers import source_file
 
@@ -36,7 +36,7 @@ def items(path: Path, root: Path) -> list:
 
 
 def alpaca(path: Path, root: Path) -> list[RawItem | Rejection]:
-    return list(read_alpaca(source_file(path, root), {}, "zh"))
+    return list(each_item(read_alpaca(source_file(path, root), {}, "zh")))
 
 
 # --- encoding ----------------------------------------------------------------------------------
