@@ -84,7 +84,7 @@ def check(
     if progress:
         progress("read", len(tasks), len(tasks))
     results = [o for o in outcomes if isinstance(o, IngestResult)]
-    errors += [o for o in outcomes if isinstance(o, str)]
+    errors += list(dict.fromkeys(o for o in outcomes if isinstance(o, str)))  # a file read as spans: once
     stats = merged_stats(results)
     quarantine = pl.concat([r.quarantine for r in results]) if results else None
     reports = []
@@ -92,7 +92,9 @@ def check(
         if spec.name in plan.skipped:
             continue
         report = SourceReport(
-            spec.name, sum(1 for p in plan.files if p.spec.name == spec.name), limit=recipe.quarantine_limit(spec)
+            spec.name,
+            len({p.file.path for p in plan.files if p.spec.name == spec.name}),
+            limit=recipe.quarantine_limit(spec),
         )
         if ("read", spec.name) in stats:
             report.read = stats[("read", spec.name)].total

@@ -52,7 +52,8 @@ class IngestResult:
     source: str
     file: str
     files: dict[str, dict[str, Any]]
-    """Every file read, relative path -> {sha256, bytes} (a folder source lists each file in it)."""
+    """Every file read, relative path -> {sha256, bytes} (a folder source lists each file in it; of
+    a file read as spans, the first span's task lists it)."""
     stats: list[StepStats]
     quarantine: pl.DataFrame
     records: pl.DataFrame | None
@@ -189,7 +190,7 @@ def ingest(task: IngestTask) -> IngestResult:
     return IngestResult(
         source=spec.name,
         file=file.relative,
-        files=files_read(file),
+        files=files_read(file) if file.span is None or file.span.start == 0 else {},
         stats=[read_stats, normalize_stats, validate_stats],
         quarantine=quarantine,
         records=None if task.records_path is not None else frame,

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from .memory import keep_freed_memory
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
-from .sources import SourceFile
+from .sources import LINE_SPLITTABLE, SourceFile
+from .sources.files import is_json_lines, line_spans
 from .steps.base import StepStats
 from .steps.decontaminate import (
     EVAL_GRAMS,
@@ -113,8 +114,24 @@ def plan_build(recipe: Recipe) -> BuildPlan:
                 continue
             raise SourceFileError(f"source {spec.name!r}: file not found in {root}: {where}")
         for index, path in enumerate(matches):
-            planned.append(PlannedFile(spec, SourceFile(path, path.relative_to(root).as_posix()), index))
+            file = SourceFile(path, path.relative_to(root).as_posix())
+            planned += [PlannedFile(spec, part, index) for part in file_parts(spec, file)]
     return BuildPlan(recipe, tuple(planned), skipped)
+
+
+SPAN_BYTES = 64 << 20
+"""A JSON Lines file larger than this is read as spans of about this size, one task each: the
+workers stay evenly busy and each holds one span's records, not a whole file's."""
+
+
+def file_parts(spec: SourceSpec, file: SourceFile, span_bytes: int = SPAN_BYTES) -> list[SourceFile]:
+    """The file as one task, or a large JSON Lines file as line spans (adapters in LINE_SPLITTABLE)."""
+    if spec.adapter not in LINE_SPLITTABLE or not file.path.is_file() or file.path.stat().st_size <= span_bytes:
+        return [file]
+    if not is_json_lines(file):
+        return [file]
+    spans = line_spans(file.path, span_bytes)
+    return [replace(file, span=span) for span in spans] if len(spans) > 1 else [file]
 
 
 def default_workers() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .alpaca import read_alpaca
 from .astro_qa import read_astro_qa
-from .base import Adapter, Entry, ItemBatch, RawItem, Rejection, SourceFile
+from .base import Adapter, Entry, ItemBatch, LineSpan, RawItem, Rejection, SourceFile
 from .generic import read_generic
 from .gsm8k import read_gsm8k
 from .identity import read_identity
@@ -17,4 +17,18 @@ ADAPTERS: dict[str, Adapter] = {
     "astro_qa": read_astro_qa,
 }
 
-__all__ = ["ADAPTERS", "Adapter", "Entry", "ItemBatch", "RawItem", "Rejection", "SourceFile"]
+LINE_SPLITTABLE = frozenset({"alpaca", "gsm8k"})
+"""Adapters that read each JSON Lines line on its own: a large file can be read as line spans,
+several tasks in parallel (SourceFile.span)."""
+
+__all__ = [
+    "ADAPTERS",
+    "LINE_SPLITTABLE",
+    "Adapter",
+    "Entry",
+    "ItemBatch",
+    "LineSpan",
+    "RawItem",
+    "Rejection",
+    "SourceFile",
+]

@@ -115,6 +115,17 @@ class SourceFile:
     """Path on disk: a file, or a folder for adapters that read one (Astro-QA)."""
     relative: str
     """Path relative to the sources directory, as written in lineage and quarantine."""
+    span: LineSpan | None = None
+    """Only these whole lines of a JSON Lines file (a large file is read as several tasks)."""
+
+
+@dataclass(frozen=True)
+class LineSpan:
+    """Bytes [start, stop) of a file, starting at a line start; `first_row` is that line's 0-based index."""
+
+    start: int
+    stop: int
+    first_row: int
 
 
 class Adapter(Protocol):

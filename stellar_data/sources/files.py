@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import codecs
+import io
 import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
 from ..errors import SourceFileError
 from ..record import RAW_EXCERPT_CHARS
-from .base import Rejection, SourceFile, location
+from .base import LineSpan, Rejection, SourceFile, location
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
@@ -116,6 +118,9 @@ def iter_json_batches(file: SourceFile, size: int = JSON_BATCH) -> Iterator[Json
     """The items of a JSON array file or a JSON Lines file (detected from the first non-space
     character), `size` rows at a time. A JSON Lines file that is valid UTF-8 is streamed (never held
     whole, as text or bytes) and parsed in one tight loop per batch."""
+    if file.span is not None:
+        yield from _span_batches(file, file.span, size)
+        return
     if _first_content_byte(file) != b"[" and _is_utf8(file):
         with _open(file) as handle:
             yield from _json_line_batches(file, handle, clean=True, size=size)
@@ -176,15 +181,65 @@ def _first_content_byte(file: SourceFile) -> bytes | None:
 
 def _is_utf8(file: SourceFile) -> bool:
     """Whether the whole file decodes as UTF-8, a block at a time (the text is not kept)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
     with _open(file) as handle:
-        try:
-            for block in iter(lambda: handle.read(_BLOCK), b""):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
+        return _decodes_as_utf8(iter(lambda: handle.read(_BLOCK), b""))
+
+
+def _decodes_as_utf8(blocks: Iterable[bytes]) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for block in blocks:
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
     return True
+
+
+def line_spans(path: Path, target_bytes: int) -> list[LineSpan]:
+    """The file cut into spans of about `target_bytes`, each ending at a line end (a line is never
+    cut), with the index of each span's first line: one pass counting line ends."""
+    spans: list[LineSpan] = []
+    start = first_row = 0
+    block_start = newlines = 0  # newlines: line ends before block_start
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(_BLOCK), b""):
+            search_from = 0
+            while start + target_bytes < block_start + len(block):  # a cut is due in this block
+                at = block.find(b"\n", max(start + target_bytes - block_start, search_from))
+                if at == -1:
+                    break
+                stop = block_start + at + 1
+                spans.append(LineSpan(start, stop, first_row))
+                start, first_row = stop, newlines + block.count(b"\n", 0, at + 1)
+                search_from = at + 1
+            newlines += block.count(b"\n")
+            block_start += len(block)
+    if start < block_start or not spans:
+        spans.append(LineSpan(start, block_start, first_row))
+    return spans
+
+
+def is_json_lines(file: SourceFile) -> bool:
+    """A file whose first non-space character is not `[` (read as JSON Lines)."""
+    first = _first_content_byte(file)
+    return first is not None and first != b"["
+
+
+def _span_batches(file: SourceFile, span: LineSpan, size: int) -> Iterator[JsonBatch]:
+    """The lines of one span of a JSON Lines file (see `line_spans`). The file-level checks (an empty
+    file, no line parsing) are left to whole files: one span of blank or bad lines is no verdict."""
+    with _open(file) as handle:
+        handle.seek(span.start)
+        data = handle.read(span.stop - span.start)
+    if _decodes_as_utf8(data[i : i + _BLOCK] for i in range(0, len(data), _BLOCK)):
+        lines: Iterable[str] | Iterable[bytes] = io.BytesIO(data)
+        clean = True
+    else:
+        text = data.decode("utf-8", errors="surrogateescape")
+        check_encoding(file, text.split("\n"))
+        lines, clean = _lines(text), False
+    yield from _json_line_batches(file, lines, clean, size, first_row=span.first_row, whole_file=False)
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -226,7 +281,12 @@ _BLANK = object()
 
 
 def _json_line_batches(
-    file: SourceFile, lines: Iterable[str] | Iterable[bytes], clean: bool, size: int
+    file: SourceFile,
+    lines: Iterable[str] | Iterable[bytes],
+    clean: bool,
+    size: int,
+    first_row: int = 0,
+    whole_file: bool = True,
 ) -> Iterator[JsonBatch]:
     """Lines of decoded text, or of bytes from a file known to be UTF-8 (orjson parses bytes).
 
@@ -234,15 +294,15 @@ def _json_line_batches(
     path (`_parse_line`: blank lines, `json`'s verdict and message, bad bytes)."""
     lines = iter(lines)
     parsed = failures = 0
-    for first_row in itertools.count(0, size):
+    for block_row in itertools.count(first_row, size):
         block = list(itertools.islice(lines, size))
         if not block:
             break
-        if first_row == 0:
+        if block_row == 0:
             block[0] = block[0].removeprefix(_BOM) if isinstance(block[0], bytes) else block[0]
         batch = JsonBatch("line")
         rows, values = batch.rows, batch.values
-        for row, line in enumerate(block, first_row):
+        for row, line in enumerate(block, block_row):
             if clean:
                 try:
                     values.append(orjson.loads(line))
@@ -259,6 +319,8 @@ def _json_line_batches(
         parsed += len(rows)
         failures += len(batch.rejections)
         yield batch
+    if not whole_file:
+        return
     if parsed == 0 and failures == 0:  # only blank lines (a blank text file is refused before)
         raise SourceFileError(f"{file.relative}: file is empty")
     if parsed == 0:

@@ -23,10 +23,13 @@ def exact_dedup(thin: pl.DataFrame, *, enabled: bool = True) -> tuple[pl.DataFra
             thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")),
             per_source_stats("dedup", thin, thin.clear(), "duplicate"),
         )
-    ranked = thin.sort(list(RANK_COLUMNS)).with_columns(pl.col("id").first().over("_hash").alias("kept_id"))
-    is_first = pl.col("id") == pl.col("kept_id")
-    kept = ranked.filter(is_first).drop("kept_id")
-    duplicates = ranked.filter(~is_first)
+    # Rank and group row numbers only: sorting the thin frame itself (ids, groups, ...) would copy it.
+    ranked = thin.select("_hash", *RANK_COLUMNS).with_row_index("_row").sort(list(RANK_COLUMNS))
+    ranked = ranked.select("_row", pl.col("_row").first().over("_hash").alias("_kept_row"))
+    is_first = ranked["_row"] == ranked["_kept_row"]
+    kept = thin[ranked["_row"].filter(is_first)]
+    dropped = ranked.filter(~is_first)
+    duplicates = thin[dropped["_row"]].with_columns(thin["id"].gather(dropped["_kept_row"]).alias("kept_id"))
     stats = per_source_stats("dedup", thin, duplicates, "duplicate")
     return kept, duplicates, stats
 
