@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import heapq
 import io
 import itertools
 import json
@@ -140,16 +141,12 @@ def iter_json_batches(file: SourceFile, size: int = JSON_BATCH) -> Iterator[Json
 def iter_json_items(file: SourceFile) -> Iterator[tuple[int, str, Any] | Rejection]:
     """`iter_json_batches` an item at a time: (row, location, value) or a Rejection, in file order."""
     for batch in iter_json_batches(file):
-        rejections = iter(batch.rejections)
-        rejection = next(rejections, None)
-        for row, value in zip(batch.rows, batch.values, strict=True):
-            while rejection is not None and rejection.row is not None and rejection.row < row:
-                yield rejection
-                rejection = next(rejections, None)
-            yield row, batch.location(row), value
-        if rejection is not None:
-            yield rejection
-            yield from rejections
+        items = ((row, batch.location(row), value) for row, value in zip(batch.rows, batch.values, strict=True))
+        yield from heapq.merge(batch.rejections, items, key=_row_of)
+
+
+def _row_of(entry: tuple[int, str, Any] | Rejection) -> int:
+    return entry.row if isinstance(entry, Rejection) else entry[0]  # a batch's rejections all have rows
 
 
 _BLOCK = 1 << 22
