@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from .hashing import content_keys, file_sha256, seeded_u64, seeded_unit
 from .recipe import SourceSpec
-from .record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RAW_EXCERPT_CHARS
+from .record import EXTRA_PREFIX, RAW_EXCERPT_CHARS, quarantine_frame
 from .resources import load_schema
 from .sources import ADAPTERS, Entry, ItemBatch, SourceFile
 from .steps.assemble import assemble
@@ -136,7 +135,7 @@ def _validation_quarantine(
         }
         for record, rule, message in failures
     ]
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    return quarantine_frame(rows)
 
 
 def entry_batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:

@@ -25,9 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import StrMethodFormatter
 
 from .corpus import load
 from .errors import CorpusDirError, StellarDataError
@@ -35,6 +32,7 @@ from .hashing import file_sha256
 from .writers.manifest import write_manifest
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from tokenizers import Tokenizer
 
 REPORT_NAME = "report.html"
@@ -189,6 +187,11 @@ def percentile(values: np.ndarray, q: float) -> int:
 
 
 def _figure(width: float, height: float, panels: int = 1) -> tuple[Figure, list[Any]]:
+    # matplotlib is imported here, not with the module: it costs 0.3 s, and the build's worker
+    # processes import this package but never draw.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, panels, squeeze=False)[0]
@@ -202,6 +205,8 @@ def _png(figure: Figure) -> str:
 
 
 def _thousands(axis: Any) -> None:
+    from matplotlib.ticker import StrMethodFormatter
+
     axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from ..recipe import SourceSpec
-from ..record import EXTRA_PREFIX, QUARANTINE_SCHEMA, RECORD_SCHEMA, TEXT_FIELDS
+from ..record import EXTRA_PREFIX, RECORD_SCHEMA, TEXT_FIELDS, frame_schema, quarantine_frame
 from ..sources.base import Entry, ItemBatch, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
 from ..text import HAN_CLASS
@@ -32,7 +31,6 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
     }
 
 
-_RECORD_FRAME_SCHEMA = pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
 
 
 def file_token(relative: str) -> str:
@@ -79,10 +77,7 @@ def assemble(
     stats.kept = len(columns.rows)
     stats.total = stats.kept + len(rejected)
     frame = _record_frame(columns, spec, file, prefix)
-    quarantine = pl.from_arrow(
-        _table({n: [r[n] for r in rejected] for n in QUARANTINE_SCHEMA.names}, QUARANTINE_SCHEMA)
-    )
-    return frame, quarantine, stats
+    return frame, quarantine_frame(rejected), stats
 
 
 def _all_strings(item: RawItem) -> bool:
@@ -186,7 +181,7 @@ def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix:
         pl.lit(None, dtype=pl.String).alias("template_id"),
         pl.lit(0, dtype=pl.Int32).alias("copy_index"),
     )
-    frame = frame.select(pl.col(name).cast(dtype) for name, dtype in _RECORD_FRAME_SCHEMA.items())
+    frame = frame.select(pl.col(name).cast(dtype) for name, dtype in frame_schema(RECORD_SCHEMA).items())
     extra_names = sorted({name for extra in columns.extra if extra for name in extra})
     if extra_names:
         frame = frame.with_columns(
@@ -194,7 +189,3 @@ def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix:
             for name in extra_names
         )
     return frame
-
-
-def _table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pydict(columns, schema=schema)
