@@ -7,6 +7,7 @@ import heapq
 import io
 import itertools
 import json
+import mmap
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 
 from ..errors import SourceFileError
@@ -151,6 +153,7 @@ def _row_of(entry: tuple[int, str, Any] | Rejection) -> int:
 
 _BLOCK = 1 << 22
 _BOM = b"\xef\xbb\xbf"
+_NEWLINE = ord("\n")
 
 
 @contextmanager
@@ -195,26 +198,32 @@ def _decodes_as_utf8(blocks: Iterable[bytes]) -> bool:
 
 def line_spans(path: Path, target_bytes: int) -> list[LineSpan]:
     """The file cut into spans of about `target_bytes`, each ending at a line end (a line is never
-    cut), with the index of each span's first line: one pass counting line ends."""
+    cut), with the index of each span's first line. The file is memory-mapped and its line ends
+    counted by numpy: no copy of it is read into the process."""
+    size = path.stat().st_size
     spans: list[LineSpan] = []
     start = first_row = 0
-    block_start = newlines = 0  # newlines: line ends before block_start
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            search_from = 0
-            while start + target_bytes < block_start + len(block):  # a cut is due in this block
-                at = block.find(b"\n", max(start + target_bytes - block_start, search_from))
+    if size:
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            while start + target_bytes < size:  # a cut is due
+                at = data.find(b"\n", start + target_bytes)
                 if at == -1:
                     break
-                stop = block_start + at + 1
-                spans.append(LineSpan(start, stop, first_row))
-                start, first_row = stop, newlines + block.count(b"\n", 0, at + 1)
-                search_from = at + 1
-            newlines += block.count(b"\n")
-            block_start += len(block)
-    if start < block_start or not spans:
-        spans.append(LineSpan(start, block_start, first_row))
+                spans.append(LineSpan(start, at + 1, first_row))
+                first_row += _count_line_ends(data, start, at + 1)
+                start = at + 1
+    if start < size or not spans:
+        spans.append(LineSpan(start, size, first_row))
     return spans
+
+
+def _count_line_ends(data: mmap.mmap, start: int, stop: int) -> int:
+    count = 0
+    for offset in range(start, stop, _BLOCK):  # a block at a time: the comparison's array stays small
+        block = np.frombuffer(data, dtype=np.uint8, count=min(_BLOCK, stop - offset), offset=offset)
+        count += int(np.count_nonzero(block == _NEWLINE))
+        del block  # the map cannot close while an array points into it
+    return count
 
 
 def is_json_lines(file: SourceFile) -> bool:
