@@ -31,8 +31,6 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
     }
 
 
-
-
 def file_token(relative: str) -> str:
     """The file's path as an id segment (ids hold no whitespace or colons)."""
     return re.sub(r"[\s:]+", "_", relative)

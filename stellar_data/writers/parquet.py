@@ -19,6 +19,18 @@ PARQUET_OPTIONS = {
 """zstd level 1 (as fast as snappy, smaller files); content-defined pages, so a re-published shard shares
 most of its bytes with the previous upload (the Hub deduplicates them)."""
 
+DICTIONARY_COLUMNS = frozenset(
+    {"category", "source", "lang", "source_file", "template_id", "copy_index", "file", "rule"}
+)
+"""Columns of a few distinct values, dictionary-encoded. The others (texts, ids) are nearly all distinct:
+a dictionary only costs time there before the writer falls back to plain pages (0.5 s of 4 s for the
+Parquet of the 1M bench's train split, whose files came out 405 MB without it, 410 MB with)."""
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, object]:
+    return {**PARQUET_OPTIONS, "use_dictionary": [name for name in schema.names if name in DICTIONARY_COLUMNS]}
+
+
 ROW_GROUP_RECORDS = 25_000
 """Records per row group of a shard: a shard is gathered, converted and written one row group at a
 time, which bounds the memory a writer thread holds (and suits readers that stream row groups)."""
@@ -30,7 +42,7 @@ def to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, **PARQUET_OPTIONS)
+    pq.write_table(table, path, **parquet_options(table.schema))
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -58,7 +70,7 @@ class ShardSink:
     def write(self, shard: int, batch: pl.DataFrame) -> None:
         if shard != self._shard:
             self.close()
-            self._writer = pq.ParquetWriter(self.paths[shard], self.schema, **PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(self.paths[shard], self.schema, **parquet_options(self.schema))
             self._shard = shard
         table = to_arrow(batch, self.schema)
         self._writer.write_table(table)  # type: ignore[union-attr]

@@ -94,3 +94,17 @@ def test_the_same_split_writes_the_same_bytes(tmp_path: Path) -> None:
     second = write_split(split_of(40), tmp_path / "b", "train", 16, tmp_path / "b.json")
     assert [p.read_bytes() for p in first.paths] == [p.read_bytes() for p in second.paths]
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_only_few_valued_columns_are_dictionary_encoded(tmp_path: Path) -> None:
+    """Texts and ids are written as plain pages (a dictionary is wasted work on them); the category,
+    source and other columns of few values keep their dictionary."""
+    written = write_split(split_of(200), tmp_path / "data", "train", 1000)
+    row_group = pq.ParquetFile(written.paths[0]).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: set(row_group.column(i).encodings) for i in range(row_group.num_columns)
+    }
+    for name in ("id", "instruction", "input", "output", "group", "source_row"):
+        assert "RLE_DICTIONARY" not in encodings[name], name
+    for name in ("category", "source", "lang", "source_file", "copy_index"):
+        assert "RLE_DICTIONARY" in encodings[name], name
