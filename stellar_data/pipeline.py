@@ -154,13 +154,24 @@ def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None 
     with ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"), initializer=keep_freed_memory
     ) as pool:
-        futures = [pool.submit(ingest, task) for task in tasks]
+        # The largest tasks first: the last to finish is a small one, so no worker idles long at the end.
+        largest_first = sorted(range(len(tasks)), key=lambda i: -_bytes_to_read(tasks[i].file))
+        submitted = {i: pool.submit(ingest, tasks[i]) for i in largest_first}
+        futures = [submitted[i] for i in range(len(tasks))]
         for future in futures:
             future.result()
             done += 1
             if progress:
                 progress("read", done, len(tasks))
         return [f.result() for f in futures]
+
+
+def _bytes_to_read(file: SourceFile) -> int:
+    if file.span is not None:
+        return file.span.stop - file.span.start
+    if file.path.is_dir():
+        return sum(p.stat().st_size for p in file.path.rglob("*") if p.is_file())
+    return file.path.stat().st_size if file.path.is_file() else 0
 
 
 def merged_stats(results: list[IngestResult]) -> dict[tuple[str, str], StepStats]:
