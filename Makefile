@@ -17,6 +17,7 @@ CONFIG ?=
 
 BENCH_SOURCES ?= ../shared/sources
 BENCH_SIZES   ?=
+BENCH_REPEATS ?= 3
 BENCH_STAMP   := $(VENV)/.installed-bench
 
 .PHONY: corpus check test lint clean train bench-train bench
@@ -58,14 +59,15 @@ bench-train: $(STAMP)
 	$(BIN)/python bench/train_pipeline.py build/bench/corpus --out build/bench/train_pipeline.json
 
 # Corpus build throughput and peak memory (whole process tree), ours vs a naive script vs datatrove, at
-# 100k and 1M synthetic records (BENCH_SIZES=100000 for one size): build/bench/results.json and
+# 100k and 1M synthetic records (BENCH_SIZES=100000 for one size), each tool run BENCH_REPEATS times
+# (median reported): build/bench/results.json and
 # docs/bench_time_vs_n.png. Installs the `bench` extra (datatrove, psutil) into the venv once.
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/run.py $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
+	$(BIN)/python bench/run.py --repeats $(BENCH_REPEATS) $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -44,3 +44,19 @@ def test_tree_rss_of_a_finished_process_is_zero() -> None:
     child.wait()
     time.sleep(0.3)  # past TREE_REFRESH_S: the tree is listed again
     assert tree.sample() == (0, 0)
+
+
+def test_repeated_runs_report_the_median_wall_and_the_highest_peak() -> None:
+    runs = [
+        run.Run("ours-core", 100, wall_s=wall, peak_rss_mb=peak, largest_process_mb=peak - 1, returncode=0, kept=90)
+        for wall, peak in ((12.0, 500.0), (9.0, 520.0), (30.0, 480.0))
+    ]
+    row = run.combined(runs)
+    assert (row.wall_s, row.peak_rss_mb, row.largest_process_mb) == (12.0, 520.0, 519.0)
+    assert row.walls_s == [12.0, 9.0, 30.0] and row.returncode == 0 and row.kept == 90
+
+
+def test_a_failed_repeat_fails_the_row() -> None:
+    good = run.Run("naive-core", 100, wall_s=5.0, peak_rss_mb=1.0, largest_process_mb=1.0, returncode=0, kept=90)
+    row = run.combined([good, run.Run("naive-core", 100, 1.0, 1.0, 1.0, returncode=2)])
+    assert row.returncode == 2 and row.kept == 90
