@@ -23,7 +23,7 @@ import pyarrow as pa
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
 from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
-from .memory import keep_freed_memory
+from .memory import keep_freed_memory, started_keeping_freed_memory
 from .recipe import Recipe, SourceSpec
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 from .resources import load_schema
@@ -156,7 +156,8 @@ def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None 
     ) as pool:
         # The largest tasks first: the last to finish is a small one, so no worker idles long at the end.
         largest_first = sorted(range(len(tasks)), key=lambda i: -_bytes_to_read(tasks[i].file))
-        submitted = {i: pool.submit(ingest, tasks[i]) for i in largest_first}
+        with started_keeping_freed_memory():  # the pool starts its processes as tasks are submitted
+            submitted = {i: pool.submit(ingest, tasks[i]) for i in largest_first}
         futures = [submitted[i] for i in range(len(tasks))]
         for future in futures:
             future.result()
