@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .hashing import content_keys, file_sha256, seeded_u64, seeded_unit
+from .hashing import content_keys, file_sha256, seeded_u64s, seeded_units
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX, RAW_EXCERPT_CHARS, quarantine_frame
 from .resources import load_schema
@@ -74,8 +74,8 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     seed = task.seed
     return frame.with_columns(
         content_keys(frame),
-        pl.Series("_split_u", [seeded_unit(seed, "split", g) for g in frame["group"].to_list()], dtype=pl.Float64),
-        pl.Series("_order", [seeded_u64(seed, "order", i) for i in frame["id"].to_list()], dtype=pl.UInt64),
+        seeded_units(seed, "split", frame["group"]).alias("_split_u"),
+        seeded_u64s(seed, "order", frame["id"]).alias("_order"),
         pl.lit(task.spec.dedup_rank, dtype=pl.Int64).alias("_rank"),
         pl.lit(task.spec.order, dtype=pl.Int64).alias("_source_order"),
         pl.lit(task.file_index, dtype=pl.Int64).alias("_file_index"),

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import RecipeError
-from ..hashing import seeded_u64
+from ..hashing import seeded_u64s
 from .base import StepStats
 
 
@@ -170,10 +170,7 @@ def copies_per_record(ids: pl.Series, target: int, seed: int) -> pl.Series:
     whole, extra = divmod(target, len(ids))
     times = np.full(len(ids), whole, dtype=np.int64)
     if extra:
-        draws = pl.DataFrame(
-            {"draw": [seeded_u64(seed, "mix", i) for i in ids.to_list()], "id": ids},
-            schema={"draw": pl.UInt64, "id": pl.String},
-        )
+        draws = pl.DataFrame([seeded_u64s(seed, "mix", ids).alias("draw"), ids.alias("id")])
         drawn = draws.select(pl.arg_sort_by("draw", "id").head(extra)).to_series().to_numpy()
         times[drawn] += 1
     return pl.Series("_times", times)
@@ -207,8 +204,8 @@ def apply_mix(
         # an original keeps its id, so its order (seeded by the id) is already right: only copies draw
         copies = (pl.col("copy_index") > 0).arg_true()
         rows = mixed.select(copies).to_series()
-        orders = [seeded_u64(seed, "order", i) for i in mixed["id"].gather(rows).to_list()]
-        mixed = mixed.with_columns(mixed["_order"].scatter(rows, pl.Series(orders, dtype=pl.UInt64)))
+        orders = seeded_u64s(seed, "order", mixed["id"].gather(rows))
+        mixed = mixed.with_columns(mixed["_order"].scatter(rows, orders))
     stats: dict[str, StepStats] = {}
     per_source = counted.group_by("source").agg(
         pl.len().alias("total"),

@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import pytest
 
-from stellar_data.hashing import content_keys, seeded_u64, seeded_unit
+from stellar_data.hashing import content_keys, seeded_u64, seeded_u64s, seeded_unit, seeded_units
 
 
 def key(instruction: str, input_: str, output: str) -> dict[str, int]:
@@ -44,6 +44,18 @@ def test_seeded_unit_pinned_values(seed: int, purpose: str, key: str, expected: 
 def test_seeded_u64_pinned_value_and_relation_to_unit() -> None:
     assert seeded_u64(42, "split", "astro_qa:4opt:442") == 12551912048294192262
     assert seeded_unit(42, "split", "astro_qa:4opt:442") == 12551912048294192262 / 2**64
+
+
+def test_the_series_draws_equal_the_scalar_draws() -> None:
+    """The bulk form gives each key exactly the scalar draw: non-ASCII keys, an empty key, and the pinned one."""
+    keys = ["astro_qa:4opt:442", "", "星语者:问答:7", "x" * 300, *(f"core:part-0.jsonl:{i}" for i in range(500))]
+    series = pl.Series("id", keys)
+    orders, units = seeded_u64s(42, "split", series), seeded_units(42, "split", series)
+    assert orders.dtype == pl.UInt64 and units.dtype == pl.Float64 and orders.name == units.name == "id"
+    assert orders.to_list() == [seeded_u64(42, "split", k) for k in keys]
+    assert units.to_list() == [seeded_unit(42, "split", k) for k in keys]
+    assert orders[0] == 12551912048294192262
+    assert seeded_u64s(1, "order", pl.Series("id", [], dtype=pl.String)).to_list() == []
 
 
 def test_seeded_unit_differs_by_seed() -> None:
