@@ -10,7 +10,7 @@ import pytest
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.alpaca import read_alpaca
 from stellar_data.sources.base import RawItem, Rejection, each_item
-from stellar_data.sources.files import iter_json_items
+from stellar_data.sources.files import is_utf8, iter_json_items
 from tests.helpers import source_file
 
 RECORDS = [
@@ -197,3 +197,38 @@ def test_non_object_items_are_rejected_as_not_an_object(tmp_path: Path) -> None:
         RECORDS[0]["instruction"],
         RECORDS[1]["instruction"],
     ] * 2
+
+
+_UTF8_CASES = [
+    b"",
+    b"plain ASCII",
+    "星语者 and 𝔸".encode(),
+    "星语者".encode()[:-1],  # a character cut short
+    b"\xff",
+    b"\xed\xa0\x80",  # an encoded surrogate
+    b"\xc0\xaf",  # an overlong form
+    b"\xf4\x90\x80\x80",  # above U+10FFFF
+    "天文".encode("gb18030"),
+    b"ok\n" * 1000 + b"\xe6",
+]
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("data", _UTF8_CASES)
+def test_is_utf8_agrees_with_pythons_decoder(data: bytes) -> None:
+    assert is_utf8(data) is _decodes(data)
+
+
+def test_is_utf8_agrees_with_pythons_decoder_on_the_real_sources(shared_sources: Path) -> None:
+    paths = sorted(p for p in shared_sources.rglob("*") if p.is_file())
+    assert len(paths) > 10
+    for path in paths:
+        data = path.read_bytes()
+        assert is_utf8(data) is _decodes(data), path
