@@ -169,7 +169,8 @@ def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix:
             optional["original_id"],
         ]
     )
-    detected = pl.when(pl.concat_str(TEXT_FIELDS).str.contains(HAN_CLASS)).then(pl.lit("zh")).otherwise(pl.lit("en"))
+    has_han = pl.any_horizontal(pl.col(name).str.contains(HAN_CLASS) for name in TEXT_FIELDS)  # no joined copy
+    detected = pl.when(has_han).then(pl.lit("zh")).otherwise(pl.lit("en"))
     frame = frame.with_columns(record_id.alias("id")).with_columns(
         pl.lit(spec.category).alias("category"),
         pl.lit(spec.name).alias("source"),
