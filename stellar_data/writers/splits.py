@@ -17,7 +17,7 @@ from .ordered import SplitRecords
 from .parquet import ROW_GROUP_RECORDS, ShardSink, WrittenSplit, shard_name
 from .train_json import TrainJsonSink
 
-_IN_FLIGHT = 4
+_IN_FLIGHT = 2
 """Writes queued before the main thread waits: bounds the batches held in memory."""
 
 
