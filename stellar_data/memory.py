@@ -6,8 +6,8 @@ zeroed pages in again. On the 2-core VMs we build on, touching fresh memory cost
 GiB: the similarity fold of one 250k-record file ran in 1.8 s instead of 3.4 s with the thresholds
 raised (docs/BENCHMARKS.md). The ingest worker processes set it (pipeline.py); the cost is a higher
 resident size between batches, not a larger peak of live data. polars' allocator (jemalloc) keeps
-freed pages only as long as its decay time: the workers are started with no decay
-(`started_keeping_freed_memory`), which cut the 1M build's page faults from 1.45M to 0.98M.
+freed pages only as long as its decay time, 0.5 s as polars sets it: the workers are started with
+5 s (`started_keeping_freed_memory`), which cut the 1M build's page faults from 1.45M to 1.04M.
 """
 
 from __future__ import annotations
@@ -41,17 +41,20 @@ JEMALLOC_CONF = "_RJEM_MALLOC_CONF"
 """The environment variable polars' allocator (jemalloc, prefixed `_rjem_`) reads its options from
 when a process starts. polars' own import sets it to 500 ms / 1 s decay, followed by what was already
 in it: the last value of an option wins."""
-KEEP_DIRTY_PAGES = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+KEEP_DIRTY_PAGES = "dirty_decay_ms:5000,muzzy_decay_ms:5000"
+"""5 s: longer than an ingest task takes, so the next task reuses the pages the last one freed. With
+no decay at all (-1) the faults fell as far (0.98M against 1.04M at 1M records), but every worker then
+held its peak to the end: the every-step build's tree peaked at 3.93 GB against 3.69 GB."""
 
 
 @contextmanager
 def started_keeping_freed_memory() -> Iterator[None]:
-    """Processes started inside this block run polars' allocator without decay: pages it frees stay
-    in the process for the next batch, instead of going back to the OS within a second and faulting
-    in fresh (see above). For the ingest workers, which build and drop the same few hundred MB for
-    every file and exit when the ingest ends. jemalloc reads its options once, at process start, so
-    they go into the environment the processes inherit, after any already there, and are taken out
-    again when the block ends.
+    """Processes started inside this block run polars' allocator with a 5 s decay instead of 0.5 s:
+    pages it frees stay in the process for the next span or file, instead of going back to the OS
+    and faulting in fresh (see above). For the ingest workers, which build and drop the same few
+    hundred MB for every task. jemalloc reads its options once, at process start, so they go into the
+    environment the processes inherit, after any already there, and are taken out again when the
+    block ends.
     """
     inherited = os.environ.get(JEMALLOC_CONF)
     os.environ[JEMALLOC_CONF] = KEEP_DIRTY_PAGES if not inherited else f"{inherited},{KEEP_DIRTY_PAGES}"
