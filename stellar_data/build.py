@@ -6,7 +6,6 @@ build leaves the previous corpus untouched.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import os
 import shutil
@@ -119,49 +118,44 @@ def _split_entry(staging: Path, records: int, written: WrittenSplit) -> dict[str
 def _write_outputs(
     recipe: Recipe, plan: BuildPlan, results: list[Any], computed: Computed, staging: Path
 ) -> dict[str, Any]:
-    """Write shards, train.json, the held-out table, the quarantine, the report and the card; return the
-    manifest.
+    """Write shards, train.json, the held-out table, the quarantine and the card; return the manifest.
 
-    Each split is written in one pass (writers/splits.py); the small tables are written beside it. So
-    is the report: it needs only the record counts, known before any file is written, and its charts
-    take about a second. The manifest's file facts (shards, sizes, checksums) are added as the files
-    are done.
+    Each split is written in one pass (writers/splits.py); the small tables are written beside it.
     """
     parts = {split: SplitRecords.of(computed.table, computed.final, split) for split in SPLITS}
-    quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
-    tables = {HELDOUT_DIR: {"records": computed.held.height}} if computed.held.height else {}
-    splits = {split: {"records": part.height} for split, part in parts.items()}
-    manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
-    train_chars = char_counts(computed.table).gather(parts["train"].order["_table_row"])
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        report_job = pool.submit(write_report, staging, copy.deepcopy(manifest), train_chars=train_chars)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the small tables, beside the splits
         heldout_job = pool.submit(write_heldout, computed.held, staging / HELDOUT_DIR)
+        quarantine = pl.concat([computed.rejected, *removals_quarantine(computed)])
         quarantine_job = pool.submit(write_quarantine, quarantine, staging / QUARANTINE_NAME)
         written: list[Path] = []
         record_counts: dict[Path, int] = {}
+        splits: dict[str, dict[str, Any]] = {}
         for split, part in parts.items():
             train_json = staging / "train.json" if split == "train" and recipe.train_json else None
             shards = write_split(part, staging / "data", split, recipe.shard_records, train_json)
             for shard_index, path in enumerate(shards.paths):
                 record_counts[path] = min(recipe.shard_records, part.height - shard_index * recipe.shard_records)
             written += shards.paths
-            manifest["splits"][split] = _split_entry(staging, part.height, shards)
+            splits[split] = _split_entry(staging, part.height, shards)
             if train_json is not None:
                 written.append(train_json)
+        tables: dict[str, dict[str, Any]] = {}
         heldout = heldout_job.result()
         quarantine_job.result()
-        report = report_job.result()
     if heldout.paths:
         written += heldout.paths
         record_counts[heldout.paths[0]] = computed.held.height
-        manifest["tables"][HELDOUT_DIR] = _split_entry(staging, computed.held.height, heldout)
+        tables[HELDOUT_DIR] = _split_entry(staging, computed.held.height, heldout)
     written.append(staging / QUARANTINE_NAME)
     record_counts[staging / QUARANTINE_NAME] = quarantine.height
 
-    with ThreadPoolExecutor(max_workers=2) as hashing:  # hashlib releases the GIL: hash while the card renders
-        digests = {path: hashing.submit(file_sha256, path) for path in (*written, report)}
+    with ThreadPoolExecutor(max_workers=2) as hashing:  # hashlib releases the GIL: hash while the report renders
+        digests = {path: hashing.submit(file_sha256, path) for path in written}
+        manifest = build_manifest(recipe, plan, results, computed, quarantine, splits, tables)
         card = staging / "README.md"
         card.write_text(render_card(manifest), encoding="utf-8")
-        digests[card] = hashing.submit(file_sha256, card)
+        train_chars = char_counts(computed.table).gather(parts["train"].order["_table_row"])
+        report = write_report(staging, manifest, train_chars=train_chars)
+        digests |= {path: hashing.submit(file_sha256, path) for path in (card, report)}
         manifest["files"] = file_entries(staging, {p: d.result() for p, d in digests.items()}, record_counts)
     return manifest
