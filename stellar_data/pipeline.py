@@ -70,6 +70,9 @@ THIN_COLUMNS = (
 )  # fmt: skip
 """The columns the global steps decide on: no text."""
 
+FINAL_COLUMNS = ("id", "source", "category", "lang", "split", "copy_index", "_order", "_table_row")
+"""The columns of `Computed.final` (with the `_x_*` strata when the records have them)."""
+
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
 
@@ -347,6 +350,9 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     with clock("expand"):
         final, table = _expand(recipe, assigned, table, stats)
 
+    # From here on only what mixing, the writers and the manifest read: the keys the steps decided on
+    # (hashes, draws, ranks) would be copied by the filters below and kept through the write phase.
+    final = final.select(*FINAL_COLUMNS, *strata)
     train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
     # Every category a source declares, with 0 where no record reached train (an empty category).
     before_mix = {spec.category: 0 for spec in recipe.sources} | dict(train.group_by("category").len().iter_rows())
@@ -365,7 +371,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
             step_stats = StepStats("mix", spec.name, n, n)
             step_stats.notes.update({"copies": 0, "records": n})
         stats[("mix", spec.name)] = step_stats
-    final = pl.concat([train, validation], how="diagonal_relaxed")
+    final = pl.concat([train, validation], how="diagonal_relaxed").select(*FINAL_COLUMNS, *strata)
     return Computed(
         stats=stats,
         rejected=rejected,
@@ -420,16 +426,18 @@ def _expand(
     A source with templates has its items replaced by their variants: the variants' columns are
     appended to the record table, and thin rows pointing at them replace the items'.
     """
-    validator = RecordValidator(load_schema("record.schema.json"))
     expanding = [spec for spec in recipe.sources if spec.expand is not None]
-    parts = [assigned.filter(~pl.col("source").is_in([spec.name for spec in expanding]))]
+    records = dict(assigned.group_by("source").len().iter_rows())
     for spec in recipe.sources:
-        part = assigned.filter(pl.col("source") == spec.name)
         if spec.expand is None:
-            step_stats = StepStats("expand", spec.name, part.height, part.height)
-            step_stats.notes["records"] = part.height
-            stats[("expand", spec.name)] = step_stats
-            continue
+            n = records.get(spec.name, 0)
+            stats[("expand", spec.name)] = StepStats("expand", spec.name, n, n, notes=Counter(records=n))
+    if not expanding:  # no copy of the rows (a filter would make one, ~150 MB at 1M records)
+        return assigned, table
+    validator = RecordValidator(load_schema("record.schema.json"))
+    parts = [assigned.filter(~pl.col("source").is_in([spec.name for spec in expanding]))]
+    for spec in expanding:
+        part = assigned.filter(pl.col("source") == spec.name)
         items = table.select(pl.all().gather(part["_table_row"])).with_columns(part["split"])
         variants, step_stats = expand(items, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
         _, failures, _ = validator(variants, spec.name)
