@@ -101,9 +101,9 @@ class Corpus:
 
     @staticmethod
     def _empty_schema() -> pl.Schema:
-        from .record import RECORD_SCHEMA
+        from .record import RECORD_SCHEMA, frame_schema
 
-        return pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
+        return frame_schema(RECORD_SCHEMA)
 
 
 def load(path: str | Path) -> Corpus:

@@ -25,7 +25,7 @@ from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .memory import keep_freed_memory, started_keeping_freed_memory
 from .recipe import Recipe, SourceSpec
-from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
+from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
 from .resources import load_schema
 from .sources import LINE_SPLITTABLE, SourceFile
 from .sources.files import is_json_lines, line_spans
@@ -215,7 +215,7 @@ def read_records(path: Path) -> pl.DataFrame:
 
 
 def _empty_records() -> pl.DataFrame:
-    frame = pl.from_arrow(RECORD_SCHEMA.empty_table())
+    frame = pl.DataFrame(schema=frame_schema(RECORD_SCHEMA))
     return frame.with_columns(
         pl.lit(None, dtype=CONTENT_KEY_DTYPE).alias("_hash"),
         pl.lit(None, dtype=pl.Float64).alias("_split_u"),
@@ -304,7 +304,7 @@ class Computed:
 
 def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     stats = merged_stats(results)
-    rejected = pl.concat([r.quarantine for r in results]) if results else pl.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    rejected = pl.concat([r.quarantine for r in results]) if results else quarantine_frame([])
     check_quarantine_limits(recipe, stats, rejected)
 
     paths = [r.records_path for r in results if r.records_path is not None]
@@ -371,7 +371,7 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
             step_stats = StepStats("mix", spec.name, n, n)
             step_stats.notes.update({"copies": 0, "records": n})
         stats[("mix", spec.name)] = step_stats
-    final = pl.concat([train, validation], how="diagonal_relaxed").select(*FINAL_COLUMNS, *strata)
+    final = pl.concat([train, validation], how="diagonal_relaxed")
     return Computed(
         stats=stats,
         rejected=rejected,
