@@ -18,7 +18,7 @@ import polars as pl
 
 from ..record import EXTRA_PREFIX, TEXT_FIELDS
 from .base import StepStats
-from .opencc_scope import changeable_characters
+from .opencc_scope import changeable_characters, dictionary_characters
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
 _PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
@@ -175,20 +175,79 @@ class ChineseConverter:
         return parts
 
 
+@cache
+def conversion_runs(config_name: str) -> str | None:
+    """A regex of the maximal runs of dictionary-key characters holding a changeable one (see
+    opencc_scope.py); None when the dictionaries cannot be read."""
+    characters = dictionary_characters(config_name)
+    if characters is None:
+        return None
+    keyed = char_class(sorted(map(ord, characters.keyed)))
+    return f"{keyed}*{conversion_scope(config_name)}{keyed}*"
+
+
+_RUNS_SHARE = 0.25
+"""When the distinct runs hold more than this share of the texts' characters (mostly traditional
+text), converting the texts whole is cheaper than converting the runs and replacing them."""
+
+
 def convert_chinese(columns: list[pl.Series], config: NormalizeConfig) -> list[pl.Series]:
     """OpenCC over the texts that hold a character it may change, in one batch for all columns."""
     scope = conversion_scope(config.opencc)
     rows = [c.str.contains(scope).fill_null(False).arg_true() for c in columns]
-    texts = [t for column, r in zip(columns, rows, strict=True) for t in column.gather(r).to_list()]
-    if not texts:
+    if not any(len(r) for r in rows):
         return columns
-    converted = ChineseConverter(config.opencc, config.protected_terms).convert(texts)
+    converted = convert_texts(pl.concat([c.gather(r) for c, r in zip(columns, rows, strict=True)]), config)
     out, start = [], 0
     for column, r in zip(columns, rows, strict=True):
-        end = start + len(r)
-        out.append(column.scatter(r, pl.Series(converted[start:end], dtype=pl.String)) if len(r) else column)
-        start = end
+        out.append(column.scatter(r, converted.slice(start, len(r))) if len(r) else column)
+        start += len(r)
     return out
+
+
+def convert_texts(texts: pl.Series, config: NormalizeConfig, runs_share: float = _RUNS_SHARE) -> pl.Series:
+    """Each text as OpenCC `config.opencc` writes it, protected terms as written.
+
+    OpenCC sees only the distinct runs that may change (`conversion_runs`), which polars then
+    replaces in the texts, unless those runs hold more than `runs_share` of the characters. A
+    protected term may span runs, so a text holding one is converted whole.
+    """
+    converter = ChineseConverter(config.opencc, config.protected_terms)
+    runs = conversion_runs(config.opencc)
+    if runs is None:
+        return _convert_whole(texts, converter)
+    texts = texts.clone()  # scattered into below
+    holds_term = texts.str.contains_any(list(config.protected_terms)) if config.protected_terms else None
+    if holds_term is None or not holds_term.any():
+        return _convert_runs(texts, runs, converter, runs_share)
+    whole, by_runs = holds_term.arg_true(), (~holds_term).arg_true()
+    converted_by_runs = _convert_runs(texts.gather(by_runs), runs, converter, runs_share)
+    texts.scatter(whole, _convert_whole(texts.gather(whole), converter))
+    return texts.scatter(by_runs, converted_by_runs)
+
+
+def _convert_whole(texts: pl.Series, converter: ChineseConverter) -> pl.Series:
+    return pl.Series(texts.name, converter.convert(texts.to_list()), dtype=pl.String)
+
+
+def _convert_runs(texts: pl.Series, runs_pattern: str, converter: ChineseConverter, runs_share: float) -> pl.Series:
+    runs = texts.str.extract_all(runs_pattern)
+    distinct = runs.explode().drop_nulls().unique().sort()
+    if distinct.str.len_chars().sum() > runs_share * texts.str.len_chars().sum():
+        return _convert_whole(texts, converter)
+    converted = pl.Series(converter.convert(distinct.to_list()), dtype=pl.String)
+    changed = distinct != converted
+    if not changed.any():
+        return texts
+    changed_runs = distinct.filter(changed)
+    # Every pattern occurs only inside a run. A run holding a changed run is matched whole (leftmost,
+    # longest first), so a changed run is replaced only where it is a whole run.
+    holds_changed = ~changed & distinct.str.contains_any(changed_runs.to_list())
+    table = pl.DataFrame({"run": distinct, "converted": converted}).filter(changed | holds_changed)
+    table = table.sort(pl.col("run").str.len_bytes(), "run", descending=[True, False])
+    rows = runs.list.eval(pl.element().is_in(changed_runs.implode())).list.any().arg_true()
+    replaced = texts.gather(rows).str.replace_many(table["run"].to_list(), table["converted"].to_list(), leftmost=True)
+    return texts.scatter(rows, replaced)
 
 
 def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tuple[pl.DataFrame, StepStats]:

@@ -7,6 +7,10 @@ set), and a key whose value has another length has all its characters in the set
 each dictionary of a chain in turn. Normalize sends OpenCC only the texts holding one of them:
 most simplified Chinese text holds none, and OpenCC (which holds the GIL) is the costliest step.
 
+A character in no dictionary key is never part of a match either, so OpenCC converts a text piece
+by piece: each maximal run of key characters on its own, every other character to itself. Only the
+runs holding a changeable character can change (`DictionaryCharacters.keyed` gives the runs).
+
 The dictionaries ship compiled (`.ocd2`); the `opencc_dict` tool bundled with the same wheel dumps
 them as text. When that fails, None says "unknown" and every CJK text is converted, as before.
 """
@@ -17,6 +21,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,20 +32,37 @@ OPENCC_HOME = Path(opencc.__file__).parent / "clib"
 """The wheel's OpenCC build: share/opencc holds the configs and dictionaries, bin the tools."""
 
 
+@dataclass(frozen=True)
+class DictionaryCharacters:
+    changeable: frozenset[str]
+    """Every character a conversion may change."""
+    keyed: frozenset[str]
+    """Every character of every dictionary key: no match spans a character outside it."""
+
+
 @cache
-def changeable_characters(config_name: str, opencc_home: Path = OPENCC_HOME) -> frozenset[str] | None:
-    """Every character a `config_name` (t2s, tw2s, hk2s, ...) conversion may change; None if the
-    dictionaries cannot be read."""
+def dictionary_characters(config_name: str, opencc_home: Path = OPENCC_HOME) -> DictionaryCharacters | None:
+    """The characters of a `config_name` (t2s, tw2s, hk2s, ...) conversion's dictionaries, all of
+    them in its chain; None if the dictionaries cannot be read."""
     share = opencc_home / "share" / "opencc"
     try:
         config = json.loads((share / f"{config_name}.json").read_text(encoding="utf-8"))
         changeable: set[str] = set()
+        keyed: set[str] = set()
         with tempfile.TemporaryDirectory() as scratch:
             for name in sorted(set(_dictionary_files(config))):
-                changeable |= _changed_by(_dictionary_entries(opencc_home, share / name, Path(scratch)))
+                entries = list(_dictionary_entries(opencc_home, share / name, Path(scratch)))
+                changeable |= _changed_by(entries)
+                keyed.update(*(key for key, _ in entries))
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
-    return frozenset(changeable)
+    return DictionaryCharacters(frozenset(changeable), frozenset(keyed))
+
+
+def changeable_characters(config_name: str, opencc_home: Path = OPENCC_HOME) -> frozenset[str] | None:
+    """Every character a `config_name` conversion may change; None if the dictionaries cannot be read."""
+    characters = dictionary_characters(config_name, opencc_home)
+    return None if characters is None else characters.changeable
 
 
 def _dictionary_files(node: Any) -> Iterator[str]:
@@ -72,7 +94,7 @@ def _dictionary_entries(opencc_home: Path, path: Path, scratch: Path) -> Iterato
         yield key, values.split(" ")
 
 
-def _changed_by(entries: Iterator[tuple[str, list[str]]]) -> set[str]:
+def _changed_by(entries: list[tuple[str, list[str]]]) -> set[str]:
     changed: set[str] = set()
     for key, values in entries:
         for value in values:

@@ -13,10 +13,7 @@ import run
 
 MB = 1 << 20
 _GRANDCHILD = "import time; block = bytearray(120 << 20); print('ready', flush=True); time.sleep(30)"
-_CHILD = (
-    "import subprocess, sys, time; "
-    f"p = subprocess.Popen([sys.executable, '-c', {_GRANDCHILD!r}]); p.wait()"
-)
+_CHILD = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {_GRANDCHILD!r}]); p.wait()"
 
 
 def test_tree_rss_counts_every_descendant() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from stellar_data.ingest import IngestTask, ingest
 from stellar_data.recipe import load_recipe
 from stellar_data.record import RECORD_SCHEMA, TEXT_FIELDS
 from stellar_data.sources import ADAPTERS, RawItem, SourceFile
-from stellar_data.steps.normalize import _CHUNK_CHARS, ChineseConverter, NormalizeConfig, normalize
+from stellar_data.steps.normalize import _CHUNK_CHARS, ChineseConverter, NormalizeConfig, convert_texts, normalize
 from tests.conftest import ROOT
 
 NONE = NormalizeConfig()
@@ -178,6 +179,41 @@ def test_t2s_on_empty_frame() -> None:
     out, stats = normalize(empty, T2S, "s")
     assert out.height == 0
     assert (stats.total, stats.kept, stats.notes["changed"]) == (0, 0, 0)
+
+
+# --- converting the runs that may change (opencc_scope.py) ---------------------------------------
+
+TRICKY = [
+    "乾隆，乾",  # 乾 alone becomes 干; inside the run 乾隆 it stays
+    "天乾物燥，乾隆年間，乾",
+    "乾",
+    "頭髮發白，發髮",
+    "深沈的沈先生",  # 沈 changes only inside 深沈
+    "蒭藁型變星，乾隆",  # a protected term: converted whole, the term kept
+    "黑洞 and English",
+    "",
+]
+
+
+@pytest.mark.parametrize("runs_share", [1.0, 0.25, 0.0])
+def test_convert_texts_equals_converting_each_text_whole(runs_share: float) -> None:
+    # 1.0: always by runs; 0.0: always whole (the fallback for mostly traditional text)
+    texts = pl.Series("output", TRICKY * 3)
+    expected = ChineseConverter("t2s", ("蒭藁",)).convert(texts.to_list())
+    assert expected[0] == "乾隆，干" and expected[5] == "蒭藁型变星，乾隆"
+    assert convert_texts(texts, T2S_PROTECTED, runs_share).to_list() == expected
+    assert texts.to_list() == TRICKY * 3  # the input is left as it was
+
+
+def test_convert_texts_by_runs_on_real_simplified_and_traditional_text(shared_sources: Path) -> None:
+    data = shared_sources / "LLaMA-Factory" / "data"
+    items = json.loads((data / "alpaca_zh_demo.json").read_text(encoding="utf-8"))
+    simplified = [item[f] for item in items for f in TEXT_FIELDS if item.get(f)]
+    traditional = ChineseConverter("s2t", ()).convert(simplified)
+    texts = pl.Series(simplified + traditional + TRICKY)
+    expected = ChineseConverter("t2s", ("蒭藁",)).convert(texts.to_list())
+    assert sum(a != b for a, b in zip(texts.to_list(), expected, strict=True)) > 500
+    assert convert_texts(texts, T2S_PROTECTED, runs_share=1.0).to_list() == expected
 
 
 # --- ChineseConverter batching ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """changeable_characters: what OpenCC may change, so that normalize converts only the texts holding
-one of those characters and every other text is provably left as OpenCC would leave it."""
+one of those characters and every other text is provably left as OpenCC would leave it. The key
+characters: OpenCC converts a text run by run, so normalize converts only the runs that may change."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 
 from stellar_data.steps.normalize import ChineseConverter, NormalizeConfig, conversion_scope, convert_chinese
-from stellar_data.steps.opencc_scope import changeable_characters
+from stellar_data.steps.opencc_scope import changeable_characters, dictionary_characters
 
 CONFIGS = ["t2s", "tw2s", "hk2s"]
 
@@ -68,6 +69,39 @@ def test_normalize_converts_real_texts_as_converting_all_would(shared_sources: P
     assert converted.to_list() == ChineseConverter("t2s", ("蒭藁",)).convert(column.to_list())
 
 
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_every_changeable_character_is_a_key_character(config_name: str) -> None:
+    characters = dictionary_characters(config_name)
+    assert characters is not None
+    assert characters.changeable < characters.keyed
+    assert "，" not in characters.keyed and "\n" not in characters.keyed
+
+
+def runs_and_others(text: str, keyed: frozenset[str]) -> list[str]:
+    """The text cut into maximal runs of key characters and single other characters."""
+    pieces: list[str] = []
+    for char in text:
+        if char in keyed and pieces and pieces[-1][-1] in keyed:
+            pieces[-1] += char
+        else:
+            pieces.append(char)
+    return pieces
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_opencc_converts_a_text_run_by_run(shared_sources: Path, config_name: str) -> None:
+    simplified = real_texts(shared_sources)
+    traditional = opencc.OpenCC("s2t.json").convert("\n".join(simplified)).split("\n")
+    texts = simplified + traditional + ["乾隆年間，天乾物燥。", "頭髮發白", "深沈的沈先生"]
+    keyed = dictionary_characters(config_name).keyed
+    converter = ChineseConverter(config_name, ())
+    pieces = [runs_and_others(text, keyed) for text in texts]
+    converted = iter(converter.convert([piece for text_pieces in pieces for piece in text_pieces]))
+    by_runs = ["".join(next(converted) for _ in text_pieces) for text_pieces in pieces]
+    assert by_runs == converter.convert(texts)
+    assert sum(len(p) for p in pieces) > 10 * len(texts)  # real texts hold many runs
+
+
 # --- reading the dictionaries -------------------------------------------------------------------
 
 
@@ -83,8 +117,10 @@ def opencc_home_with(tmp_path: Path, entries: str) -> Path:
 def test_set_holds_differing_positions_of_every_candidate_and_whole_keys_of_other_length(tmp_path: Path) -> None:
     home = opencc_home_with(tmp_path, "深沈\t深沉\n乾\t干 乾\n乾隆\t乾隆\n甲乙\t丙\n")
     assert changeable_characters("mine", home) == frozenset("沈乾甲乙")
+    assert dictionary_characters("mine", home).keyed == frozenset("深沈乾隆甲乙")
 
 
 def test_unreadable_dictionaries_give_none(tmp_path: Path) -> None:
     assert changeable_characters("t2s", tmp_path) is None  # no config there
     assert changeable_characters("mine", opencc_home_with(tmp_path, "no tab on this line\n")) is None
+    assert dictionary_characters("t2s", tmp_path) is None
