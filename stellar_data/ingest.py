@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from .hashing import content_keys, file_sha256, seeded_u64s, seeded_units
+from .memory import collector_paused
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX, RAW_EXCERPT_CHARS, quarantine_frame
 from .resources import load_schema
@@ -177,7 +178,8 @@ def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepS
 
 def ingest(task: IngestTask) -> IngestResult:
     spec, file = task.spec, task.file
-    frame, quarantine, read_stats, normalize_stats = read_normalized(task)
+    with collector_paused():
+        frame, quarantine, read_stats, normalize_stats = read_normalized(task)
     frame, failures, validate_stats = RecordValidator(load_schema("record.schema.json"))(frame, spec.name)
     if failures:
         quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])

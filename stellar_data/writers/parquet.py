@@ -37,8 +37,10 @@ time, which bounds the memory a writer thread holds (and suits readers that stre
 
 
 def to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
-    """The frame as an Arrow table with exactly `schema` (never the inferred one)."""
-    return frame.select(schema.names).to_arrow().cast(schema)
+    """The frame as an Arrow table with exactly `schema` (never the inferred one). polars hands its
+    string views over as they are and the cast copies the texts once; the default export would copy
+    them to large strings first, then again in the cast."""
+    return frame.select(schema.names).to_arrow(compat_level=pl.CompatLevel.newest()).cast(schema)
 
 
 def write_table(table: pa.Table, path: Path) -> None:

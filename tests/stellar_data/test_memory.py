@@ -1,8 +1,10 @@
 """The allocator settings for builds: glibc's thresholds raised where glibc is the C library, and
-polars' allocator with a longer decay in the ingest worker processes."""
+polars' allocator with a longer decay in the ingest worker processes; the cyclic collector paused
+while a worker parses."""
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
@@ -10,7 +12,13 @@ from multiprocessing import get_context
 
 import pytest
 
-from stellar_data.memory import JEMALLOC_CONF, KEEP_DIRTY_PAGES, keep_freed_memory, started_keeping_freed_memory
+from stellar_data.memory import (
+    JEMALLOC_CONF,
+    KEEP_DIRTY_PAGES,
+    collector_paused,
+    keep_freed_memory,
+    started_keeping_freed_memory,
+)
 
 
 def test_keep_freed_memory_applies_on_glibc_and_is_a_no_op_elsewhere() -> None:
@@ -41,3 +49,26 @@ def test_the_environment_is_put_back_even_when_the_variable_was_absent(monkeypat
     with started_keeping_freed_memory():
         assert os.environ[JEMALLOC_CONF] == KEEP_DIRTY_PAGES
     assert JEMALLOC_CONF not in os.environ
+
+
+def test_the_collector_is_off_in_the_block_and_on_again_after_it() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_the_collector_is_on_again_when_the_block_raises() -> None:
+    with pytest.raises(ValueError), collector_paused():
+        raise ValueError("a bad file")
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
