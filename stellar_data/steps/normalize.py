@@ -1,8 +1,9 @@
 """Normalize text: line ends, invisible / private-use / control characters, odd spaces, NFC, OpenCC.
 
-OpenCC runs over many texts at once (joined by a sentinel), because its binding costs a call per
-string. Protected terms (e.g. 蒭藁: OpenCC t2s would write 𫇴藁) are swapped for sentinels before
-the conversion and restored after it, so they keep the form the source wrote. Both sentinels are
+OpenCC sees only the parts of the texts it may change (the runs of `convert_texts`, see
+opencc_scope.py), many at once (joined by a sentinel), because its binding costs a call per string.
+Protected terms (e.g. 蒭藁: OpenCC t2s would write 𫇴藁) are swapped for sentinels before the
+conversion and restored after it, so they keep the form the source wrote. Both sentinels are
 private-use characters, which this step has already removed from the text, so they cannot collide.
 """
 
