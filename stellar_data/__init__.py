@@ -8,7 +8,7 @@ sd.load("build/corpus").stats()
 
 from .build import build
 from .corpus import Corpus, load
-from .errors import CorpusDirError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
+from .errors import CorpusDirError, DiskFullError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
 from .pipeline import plan_build
 from .publish import PublishError, PublishResult, publish
 from .recipe import Recipe, SourceSpec, load_recipe
@@ -19,6 +19,7 @@ __all__ = [
     "RECORD_SCHEMA",
     "Corpus",
     "CorpusDirError",
+    "DiskFullError",
     "PublishError",
     "PublishResult",
     "QuarantineLimitError",

@@ -1,7 +1,7 @@
-"""Build a corpus: run the pipeline, write every output into a staging directory, rename it into place.
+"""Build a corpus: run the pipeline, write every output into a staging directory, swap it into place.
 
-The corpus is built in a staging directory beside the target and renamed into place, so a failed
-build leaves the previous corpus untouched.
+The corpus is built in a staging directory beside `--out` and swapped in atomically under a lock
+(outdir.py), so a failed, interrupted or killed build leaves the previous corpus untouched.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import datetime as dt
 import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ import polars as pl
 
 from .corpus import Corpus
 from .errors import CorpusDirError
+from .faults import disk_full, signals_held, terminate_raises
 from .hashing import file_sha256
+from .outdir import build_lock, check_out, recover, remove_staging, staging_name, swap_in
 from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
 from .recipe import Recipe, load_recipe
 from .report import char_counts, write_report
@@ -33,26 +34,6 @@ from .writers.quarantine import QUARANTINE_NAME, write_quarantine
 from .writers.splits import write_split
 
 
-def _staging_dir(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    return staging
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Move the finished corpus into place; the previous one is removed only after that."""
-    if out.exists():
-        if not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
-            raise CorpusDirError(f"{out}: exists and is not a stellar-data corpus; refusing to replace it")
-        previous = out.parent / f".{out.name}.previous-{uuid.uuid4().hex[:8]}"
-        out.rename(previous)
-        staging.rename(out)
-        shutil.rmtree(previous)
-    else:
-        staging.rename(out)
-
-
 def build(
     recipe: str | Path | Recipe,
     *,
@@ -64,46 +45,73 @@ def build(
 ) -> Corpus:
     """Build the corpus a recipe describes into `out` and open it.
 
-    `sources` and `seed` override the recipe's `corpus.sources_dir` and `corpus.seed`.
+    `sources` and `seed` override the recipe's `corpus.sources_dir` and `corpus.seed`. `out` is
+    replaced only when it is provably a corpus, under a lock, by one atomic swap (outdir.py).
     """
     started = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sources_dir=sources, seed=seed)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CorpusDirError(f"{out}: exists and is not a directory")
+    read, kept = {"the sources folder": recipe.sources_dir}, {"the recipe's folder": recipe.path.parent}
+    check_out(out, read, kept)
     plan = plan_build(recipe)
     workers = default_workers() if workers is None else workers
-    staging = _staging_dir(out)
-    try:
-        work = staging / "_work"
-        work.mkdir()
-        results = ingest_all(plan, work, workers, progress)
-        timings = {"ingest": time.perf_counter() - started}
-        clock = time.perf_counter()
-        computed = compute(recipe, results)
-        timings["global_steps"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        if progress:
-            progress("write", 0, 1)
-        manifest = _write_outputs(recipe, plan, results, computed, staging)
-        shutil.rmtree(work)
-        if progress:
-            progress("write", 1, 1)
-        timings["write"] = time.perf_counter() - clock
-        manifest["volatile"] = {
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "workers": workers,
-            "cpu_count": os.cpu_count(),
-            "timings_s": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
-            "global_steps_s": computed.step_seconds,
-        }
-        write_manifest(manifest, staging / MANIFEST_NAME)
-        _replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with build_lock(out), terminate_raises():
+        recovered = recover(out)
+        check_out(out, read, kept)
+        staging = _staging_dir(out)
+        try:
+            manifest = _build_into(staging, recipe, plan, workers, progress, started)
+            manifest["volatile"]["recovered"] = recovered
+            write_manifest(manifest, staging / MANIFEST_NAME)
+            check_out(out, read, kept)  # nothing of the user's crept in meanwhile
+            with signals_held():
+                swap_in(staging, out)
+        except BaseException as exc:
+            full = disk_full(exc, staging, out) if isinstance(exc, Exception) else None
+            remove_staging(staging)
+            if full is not None:
+                raise full from None
+            raise
     return Corpus(out)
+
+
+def _staging_dir(out: Path) -> Path:
+    staging = out.parent / staging_name(out)
+    try:
+        staging.mkdir()
+    except OSError as exc:
+        raise CorpusDirError(f"--out {out}: cannot create a folder beside it ({exc.strerror})") from None
+    return staging
+
+
+def _build_into(
+    staging: Path, recipe: Recipe, plan: BuildPlan, workers: int, progress: Progress | None, started: float
+) -> dict[str, Any]:
+    """Run the pipeline and write every output into `staging`; the manifest, not yet written."""
+    work = staging / "_work"
+    work.mkdir()
+    results = ingest_all(plan, work, workers, progress)
+    timings = {"ingest": time.perf_counter() - started}
+    clock = time.perf_counter()
+    computed = compute(recipe, results)
+    timings["global_steps"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if progress:
+        progress("write", 0, 1)
+    manifest = _write_outputs(recipe, plan, results, computed, staging)
+    shutil.rmtree(work)
+    if progress:
+        progress("write", 1, 1)
+    timings["write"] = time.perf_counter() - clock
+    manifest["volatile"] = {
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "timings_s": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
+        "global_steps_s": computed.step_seconds,
+    }
+    return manifest
 
 
 def _split_entry(staging: Path, records: int, written: WrittenSplit) -> dict[str, Any]:

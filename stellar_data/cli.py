@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import StellarDataError
+from .faults import Terminated
 
 T = TypeVar("T")
 
@@ -64,6 +65,10 @@ def _run(call: Callable[[Callable[[str, int, int], None]], T]) -> T:
             return call(report)
     except StellarDataError as exc:
         raise _fail(exc) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        console.print(f"[bold red]error:[/] interrupted ({signal_name})", highlight=False)
+        raise typer.Exit(code=143 if isinstance(exc, Terminated) else 130) from None
 
 
 def _fail(exc: StellarDataError) -> typer.Exit:
@@ -86,6 +91,8 @@ def build(
         lambda report: run_build(recipe, out=out, sources=sources, seed=seed, workers=workers, progress=report)
     )
     manifest = corpus.manifest
+    for note in manifest["volatile"].get("recovered", []):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for warning in manifest["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")

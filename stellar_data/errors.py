@@ -19,3 +19,7 @@ class QuarantineLimitError(StellarDataError):
 
 class CorpusDirError(StellarDataError):
     """A directory is not a built corpus (no manifest.json / data shards)."""
+
+
+class DiskFullError(StellarDataError):
+    """The device ran out of space while a build wrote its staging folder (the previous corpus is intact)."""

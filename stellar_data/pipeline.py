@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
+from .faults import die_with_parent, signals_held
 from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .memory import keep_freed_memory, started_keeping_freed_memory
@@ -155,19 +156,30 @@ def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None 
                 progress("read", done, len(tasks))
         return results
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"), initializer=keep_freed_memory
+        max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"), initializer=_start_worker
     ) as pool:
         # The largest tasks first: the last to finish is a small one, so no worker idles long at the end.
         largest_first = sorted(range(len(tasks)), key=lambda i: -_bytes_to_read(tasks[i].file))
-        with started_keeping_freed_memory():  # the pool starts its processes as tasks are submitted
+        # The pool starts its processes as tasks are submitted: a signal then would leave a half-started
+        # worker behind, so signals wait until all are submitted.
+        with started_keeping_freed_memory(), signals_held():
             submitted = {i: pool.submit(ingest, tasks[i]) for i in largest_first}
         futures = [submitted[i] for i in range(len(tasks))]
-        for future in futures:
-            future.result()
-            done += 1
-            if progress:
-                progress("read", done, len(tasks))
+        try:
+            for future in futures:
+                future.result()
+                done += 1
+                if progress:
+                    progress("read", done, len(tasks))
+        except BaseException:  # a failed file or a signal: start no more tasks, wait for the running ones
+            pool.shutdown(wait=True, cancel_futures=True)  # (and the workers: none is left half-started)
+            raise
         return [f.result() for f in futures]
+
+
+def _start_worker() -> None:
+    die_with_parent()
+    keep_freed_memory()
 
 
 def _bytes_to_read(file: SourceFile) -> int:

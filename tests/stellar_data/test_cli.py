@@ -59,6 +59,6 @@ def test_a_bad_recipe_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_a_missing_source_file_names_it(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["build", str(alpaca_recipe(tmp_path)), "--out", str(tmp_path / "c")])
+    result = runner.invoke(app, ["build", str(alpaca_recipe(tmp_path / "src")), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2
     assert "source 'general': file not found" in result.output and "data.json" in result.output

@@ -281,6 +281,8 @@ lang = "en"
 
 
 def crafted(directory: Path, mix: str, *, math_path: str = "math.json", math_extra: str = "") -> Path:
+    """Sources and recipe in `directory/src` (a build may not write inside its sources folder)."""
+    directory = directory / "src"
     write_sources(directory, general=40, math_records=5)
     return write_recipe(directory / "recipe.toml", SOURCES.format(math_path=math_path, math_extra=math_extra) + mix)
 
