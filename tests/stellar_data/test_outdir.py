@@ -276,17 +276,20 @@ def test_sigkill_at_any_time_keeps_the_previous_corpus(tmp_path: Path, corpora: 
     assert intact_seed(again.path) == NEW and beside(out) == []
 
 
-def test_sigterm_removes_the_staging_folder_and_exits_143(tmp_path: Path, corpora: dict[int, Path]) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_removes_the_staging_folder_and_exits_in_one_line(
+    tmp_path: Path, corpora: dict[int, Path], signum: signal.Signals, status: int
+) -> None:
     out = tmp_path / "corpus"
     shutil.copytree(corpora[7], out)
     build = _start_build(out)
     deadline = time.monotonic() + 60
     while not any(".staging-" in name for name in beside(out)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    build.send_signal(signal.SIGTERM)
+    build.send_signal(signum)
     _, err = build.communicate(timeout=60)
-    assert build.returncode == 143, err
-    assert one_error_line(err) == "error: interrupted (SIGTERM)"
+    assert build.returncode == status, err
+    assert one_error_line(err) == f"error: interrupted ({signum.name})"
     assert intact_seed(out) == 7 and beside(out) == []
 
 
