@@ -10,7 +10,7 @@ from .build import build
 from .corpus import Corpus, load
 from .errors import CorpusDirError, DiskFullError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
 from .pipeline import plan_build
-from .publish import PublishError, PublishResult, publish
+from .publish import PublishError, PublishResult, RetryPolicy, publish
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 
@@ -25,6 +25,7 @@ __all__ = [
     "QuarantineLimitError",
     "Recipe",
     "RecipeError",
+    "RetryPolicy",
     "SourceFileError",
     "SourceSpec",
     "StellarDataError",

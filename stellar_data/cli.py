@@ -221,19 +221,30 @@ def publish(
         str | None, typer.Option("--revision", help="Branch to commit to (created if missing).")
     ] = None,
     create_pr: Annotated[bool, typer.Option("--create-pr", help="Open a pull request instead of committing.")] = False,
+    backoff: Annotated[
+        float,
+        typer.Option("--backoff", min=0.0, help="Seconds before the first retry of a failed Hub request (doubles)."),
+    ] = 2.0,
 ) -> None:
     """Publish the corpus to the Hugging Face Hub in one atomic commit (token: HF_TOKEN or the login)."""
+    from .publish import RetryPolicy
     from .publish import publish as run_publish
+    from .publish_errors import redact
 
+    retry = RetryPolicy(backoff_s=backoff)
     result = _run(
         lambda report: run_publish(
-            corpus_dir, repo_id, private=private, revision=revision, create_pr=create_pr, progress=report
+            corpus_dir, repo_id, private=private, revision=revision, create_pr=create_pr, retry=retry, progress=report
         )
     )
+    if not result.committed:
+        console.print("nothing to publish: the Hub already has this corpus", highlight=False)
+        return
     console.print(
         f"published {len(result.added)} files, deleted {len(result.deleted)} stale ones in one commit: "
-        f"{result.commit_url}",
+        f"{redact(result.commit_url)}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

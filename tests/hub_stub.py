@@ -122,6 +122,7 @@ class _Failure:
     status: int
     times: int
     message: str
+    headers: dict[str, str]
 
 
 class HubError(Exception):
@@ -211,11 +212,19 @@ class HubStub:
 
     # -- test controls -----------------------------------------------------------------------------
 
-    def fail(self, endpoint: str, status: int, times: int = 1, message: str = "injected failure") -> None:
+    def fail(
+        self,
+        endpoint: str,
+        status: int,
+        times: int = 1,
+        message: str = "injected failure",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Answer the next `times` requests to `endpoint` (a route name: "commit", "preupload", ...)
-        with `status`, before doing anything else."""
+        with `status`, before doing anything else. In `message`, `<token>` becomes the request's bearer
+        token (a server that echoes credentials); `headers` are added to the answer (e.g. Retry-After)."""
         with self._lock:
-            self._failures.append(_Failure(endpoint, status, times, message))
+            self._failures.append(_Failure(endpoint, status, times, message, dict(headers or {})))
 
     def before(self, endpoint: str, hook: Callable[[], None]) -> None:
         """Run `hook` once, just before the next request to `endpoint` is handled (e.g. a concurrent commit)."""
@@ -289,7 +298,10 @@ class HubStub:
                 failure = next((f for f in self._failures if f.endpoint == name and f.times > 0), None)
                 if failure is not None:
                     failure.times -= 1
-                    return name, _error_reply(HubError(failure.status, failure.message))
+                    token = headers.get("authorization", "").removeprefix("Bearer ")
+                    reply = _error_reply(HubError(failure.status, failure.message.replace("<token>", token)))
+                    reply.headers.update(failure.headers)
+                    return name, reply
                 hooks = [hook for endpoint, hook in self._hooks if endpoint == name]
                 self._hooks = [(endpoint, hook) for endpoint, hook in self._hooks if endpoint != name]
             for hook in hooks:

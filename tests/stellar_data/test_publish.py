@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 import stellar_data as sd
 from stellar_data.cli import app
 from stellar_data.fetch import fetch_file
+from stellar_data.publish import RetryPolicy
 from stellar_data.recipe import FetchSpec
 from stellar_data.record import RECORD_SCHEMA
 from stellar_data.writers.card import card_body, card_metadata, features, split_card
@@ -95,24 +96,6 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, loopback_only: list) ->
         yield stub
     assert stub.errors == [], "the stub failed:\n" + "\n".join(stub.errors)
     assert stub.unhandled == [], f"requests the stub does not know: {stub.unhandled}"
-
-
-@pytest.fixture
-def client_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """huggingface_hub's own HTTP backoff (http_backoff: 5 retries on 429/5xx) without its real sleeps."""
-    from huggingface_hub.utils import _http
-
-    slept: list[float] = []
-
-    class Clock:
-        def __getattr__(self, name: str) -> object:
-            return getattr(time, name)
-
-        def sleep(self, seconds: float) -> None:
-            slept.append(seconds)
-
-    monkeypatch.setattr(_http, "time", Clock())
-    return slept
 
 
 def card(hub: HubStub, repo: str) -> tuple[dict, str]:
@@ -245,6 +228,19 @@ def test_republishing_the_same_corpus_commits_nothing(hub: HubStub, corpus: sd.C
     again = sd.publish(corpus.path, "ns/same", sleep=no_sleep)
     assert len(hub.commits("ns/same")) == 2 and again.commit_oid == first.commit_oid
     assert hub.calls("lfs_upload") == uploads  # stored content is not sent again
+    assert first.committed and not again.committed and (again.added, again.deleted) == ((), ())
+    assert hub.calls("commit") == 1  # nothing was even sent to the commit endpoint
+
+
+def test_the_cli_says_when_there_was_nothing_to_publish(hub: HubStub, corpus: sd.Corpus) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["publish", str(corpus.path), "ns/nothing"])
+    assert first.exit_code == 0 and "in one commit" in first.output, first.output
+    again = runner.invoke(app, ["publish", str(corpus.path), "ns/nothing"])
+    assert again.exit_code == 0, again.output
+    assert again.output.strip().splitlines()[-1] == "nothing to publish: the Hub already has this corpus"
+    assert "published" not in again.output and "commit:" not in again.output
+    assert len(hub.commits("ns/nothing")) == 2
 
 
 # -- retries and failures ----------------------------------------------------------------------------
@@ -253,7 +249,7 @@ def test_republishing_the_same_corpus_commits_nothing(hub: HubStub, corpus: sd.C
 def test_a_412_on_the_commit_is_retried_after_rereading_the_repo(hub: HubStub, corpus: sd.Corpus) -> None:
     slept: list[float] = []
     hub.fail("commit", 412)
-    result = sd.publish(corpus.path, "ns/412", sleep=slept.append, backoff_s=0.5)
+    result = sd.publish(corpus.path, "ns/412", sleep=slept.append, retry=RetryPolicy(backoff_s=0.5))
     assert result.attempts == 2 and slept == [0.5]
     assert len(hub.commits("ns/412")) == 2 and hub.head("ns/412") == result.commit_oid
     assert hub.calls("commit") == 2 and hub.calls("repo_info") == 2  # re-read before the second try
@@ -279,16 +275,71 @@ def test_a_concurrent_commit_is_replanned_on_and_kept(hub: HubStub, corpus: sd.C
     assert card(hub, repo)[0]["annotations_creators"] == ["expert-generated"]
 
 
-@pytest.mark.parametrize("times", [1, 6], ids=["absorbed-by-the-client", "past-the-client-retries"])
-def test_a_503_on_preupload_is_retried(hub: HubStub, corpus: sd.Corpus, client_sleeps: list[float], times: int) -> None:
-    # huggingface_hub retries preupload itself (1 + 5 tries); past that, publish backs off and retries.
+@pytest.mark.parametrize("endpoint", ["preupload", "lfs_upload", "commit", "tree"])
+def test_a_transient_error_is_retried_once_per_failure(hub: HubStub, corpus: sd.Corpus, endpoint: str) -> None:
+    # huggingface_hub's own retries are off during a publish: one failed request, one wait, one retry.
     slept: list[float] = []
-    hub.fail("preupload", 503, times=times)
-    result = sd.publish(corpus.path, "ns/503", sleep=slept.append, backoff_s=0.5)
+    hub.fail(endpoint, 503)
+    result = sd.publish(corpus.path, "ns/503", sleep=slept.append, retry=RetryPolicy(backoff_s=0.5))
     assert len(hub.commits("ns/503")) == 2 and hub.head("ns/503") == result.commit_oid
-    assert len(client_sleeps) == min(times, 5)
-    assert slept == ([0.5] if times > 5 else [])
-    assert [r.status for r in hub.requests if r.endpoint == "preupload"][: times + 1] == [503] * times + [200]
+    assert slept == [0.5]
+    assert [r.status for r in hub.requests if r.endpoint == endpoint][:2] == [503, 200]
+
+
+@pytest.mark.parametrize("endpoint", ["preupload", "lfs_upload", "commit", "tree"])
+def test_a_hub_that_always_answers_500_gets_a_bounded_number_of_requests(
+    hub: HubStub, corpus: sd.Corpus, caplog: pytest.LogCaptureFixture, endpoint: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    hub.fail(endpoint, 500, times=10**6)
+    slept: list[float] = []
+    started = time.monotonic()
+    with pytest.raises(sd.PublishError) as raised:
+        sd.publish(corpus.path, "ns/down", sleep=slept.append)  # the default policy: 5 tries of a step
+    assert time.monotonic() - started < 30  # a generous guard: the client's own sleeps would take minutes
+    assert hub.calls(endpoint) == 5 and slept == [2.0, 4.0, 8.0, 16.0]
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 2 and "HTTP 500 Internal Server Error: injected failure (gave up after 5 tries)" in lines[0]
+    assert lines[1].startswith("the Hub is having trouble: publish again later")
+    ours = [r for r in caplog.records if r.name == "stellar_data.publish"]
+    assert len(ours) == 4 and all(r.getMessage().count("\n") == 0 for r in ours)  # one line per retry
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("huggingface_hub")] == []
+    assert len(hub.commits("ns/down")) == 1  # only the initial commit
+
+
+def test_the_retry_budget_is_shared_by_all_steps(hub: HubStub, corpus: sd.Corpus) -> None:
+    hub.fail("preupload", 503, times=2)
+    hub.fail("commit", 503, times=2)
+    slept: list[float] = []
+    policy = RetryPolicy(attempts=5, retries=3, backoff_s=1.0)
+    with pytest.raises(sd.PublishError, match=r"commit to ns/budget: HTTP 503.*gave up after 2 tries"):
+        sd.publish(corpus.path, "ns/budget", sleep=slept.append, retry=policy)
+    assert slept == [1.0, 2.0, 1.0]  # two retries of an upload, one of the commit: the budget is spent
+    assert hub.calls("commit") == 2
+
+
+def test_the_total_wait_of_a_publish_is_bounded(hub: HubStub, corpus: sd.Corpus) -> None:
+    hub.fail("commit", 503, times=10**6)
+    slept: list[float] = []
+    with pytest.raises(sd.PublishError, match="gave up after 3 tries"):
+        sd.publish(corpus.path, "ns/wait", sleep=slept.append, retry=RetryPolicy(backoff_s=10.0, wait_s=35.0))
+    assert slept == [10.0, 20.0] and hub.calls("commit") == 3  # a third wait (30 s, the cap) would pass wait_s
+
+
+def test_retry_after_is_honoured_within_the_cap(hub: HubStub, corpus: sd.Corpus) -> None:
+    hub.fail("commit", 429, headers={"Retry-After": "7"})
+    hub.fail("preupload", 503, headers={"Retry-After": "3600"})
+    slept: list[float] = []
+    sd.publish(corpus.path, "ns/after", sleep=slept.append, retry=RetryPolicy(backoff_s=0.5, max_backoff_s=30.0))
+    assert slept == [30.0, 7.0]
+
+
+def test_huggingface_hub_retries_on_its_own_again_after_a_publish(hub: HubStub, corpus: sd.Corpus) -> None:
+    from huggingface_hub import get_session
+
+    sd.publish(corpus.path, "ns/after-publish", sleep=no_sleep)
+    hub.fail("repo_info", 503)
+    assert get_session().get(f"{hub.url}/api/datasets/ns/after-publish").status_code == 503  # an answer, not a raise
 
 
 @pytest.mark.parametrize(
@@ -302,13 +353,15 @@ def test_a_503_on_preupload_is_retried(hub: HubStub, corpus: sd.Corpus, client_s
     ],
 )
 def test_a_lasting_error_fails_with_publish_error_and_no_commit(
-    hub: HubStub, corpus: sd.Corpus, client_sleeps: list[float], endpoint: str, status: int, times: int
+    hub: HubStub, corpus: sd.Corpus, endpoint: str, status: int, times: int
 ) -> None:
     hub.fail(endpoint, status, times=times)
     slept: list[float] = []
-    with pytest.raises(sd.PublishError, match=str(status)) as raised:
-        sd.publish(corpus.path, "ns/fails", sleep=slept.append, attempts=3, backoff_s=1.0)
-    assert TOKEN not in str(raised.value)
+    with pytest.raises(sd.PublishError, match=f"HTTP {status} .*: injected failure") as raised:
+        sd.publish(corpus.path, "ns/fails", sleep=slept.append, retry=RetryPolicy(attempts=3, backoff_s=1.0))
+    message = str(raised.value)
+    assert TOKEN not in message and len(message.splitlines()) == 2  # what failed; what to do
+    assert message.endswith("; nothing was published")
     assert "ns/fails" not in hub.repos or len(hub.commits("ns/fails")) == 1  # at most the initial commit
     if status < 500:
         assert slept == [] and hub.calls(endpoint) == 1  # a 4xx is not retried
@@ -319,10 +372,21 @@ def test_a_lasting_error_fails_with_publish_error_and_no_commit(
 def test_an_unreachable_hub_fails_with_publish_error(hub: HubStub, corpus: sd.Corpus) -> None:
     hub.stop()
     try:
-        with pytest.raises(sd.PublishError):
-            sd.publish(corpus.path, "ns/down", sleep=no_sleep, attempts=2)
+        with pytest.raises(sd.PublishError, match=r"create ns/down: no answer from 127\.0\.0\.1") as raised:
+            sd.publish(corpus.path, "ns/down", sleep=no_sleep, retry=RetryPolicy(attempts=2))
+        assert "(gave up after 2 tries)\ncheck the network, a proxy, or HF_ENDPOINT" in str(raised.value)
     finally:
         hub.start()  # a new port; the fixture's teardown only checks the stub's records
+
+
+def test_offline_mode_is_one_error_with_what_to_do(corpus: sd.Corpus, loopback_only: list) -> None:
+    # No stub: tests run with HF_HUB_OFFLINE=1 (tests/conftest.py), so nothing may leave the process.
+    with pytest.raises(sd.PublishError) as raised:
+        sd.publish(corpus.path, "ns/offline", sleep=no_sleep)
+    assert str(raised.value).splitlines() == [
+        "create ns/offline: offline mode is on",
+        "unset HF_HUB_OFFLINE to publish; nothing was published",
+    ]
 
 
 def test_a_single_licence_republish_leaves_no_stale_license_name(
@@ -409,6 +473,56 @@ def test_the_cli_never_shows_the_token(
         assert all(TOKEN.encode() not in content for content in (f.content for f in commit.files.values()))
 
 
+@pytest.mark.parametrize("repo_id", ["not a repo", "a/b/c", "../x", ""])
+def test_a_bad_repo_id_for_a_real_corpus_is_one_error_line_and_no_request(
+    hub: HubStub, corpus: sd.Corpus, repo_id: str
+) -> None:
+    result = CliRunner().invoke(app, ["publish", str(corpus.path), repo_id])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"error: invalid repository id {repo_id!r}: expected NAME or NAMESPACE/NAME, e.g. user/stellarspeak "
+        "(letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters each)"
+    ]
+    assert hub.requests == []
+
+
+def test_the_cli_fails_on_a_hub_that_always_answers_500_with_one_error(
+    hub: HubStub, corpus: sd.Corpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hub.fail("preupload", 500, times=10**6)
+    failed = CliRunner().invoke(app, ["publish", str(corpus.path), "ns/cli500", "--backoff", "0"])
+    assert failed.exit_code == 2, failed.output
+    assert "Traceback" not in failed.output and failed.output.count("error:") == 1
+    error, hint = failed.output.strip().splitlines()[-2:]
+    assert error.startswith("error: upload ") and error.endswith(
+        "HTTP 500 Internal Server Error: injected failure (gave up after 5 tries)"
+    )
+    assert hint == "the Hub is having trouble: publish again later; nothing was published"
+    assert hub.calls("preupload") == 5
+    assert len([r for r in caplog.records if r.name == "stellar_data.publish"]) == 4
+
+
+@pytest.mark.parametrize(("endpoint", "status", "times"), [("commit", 403, 1), ("preupload", 503, 10**6)])
+def test_a_token_the_server_echoes_is_redacted(
+    hub: HubStub,
+    corpus: sd.Corpus,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    endpoint: str,
+    status: int,
+    times: int,
+) -> None:
+    caplog.set_level(logging.INFO)  # (httpcore2's DEBUG traces show raw response headers, token and all)
+    hub.fail(endpoint, status, times=times, message="bad token <token>, see https://hub.example/t?token=<token>")
+    failed = CliRunner().invoke(app, ["publish", str(corpus.path), "ns/echo", "--backoff", "0"])
+    assert failed.exit_code == 2, failed.output
+    assert "bad token hf_***, see https://hub.example/t?token=hf_***" in failed.output
+    captured = capfd.readouterr()
+    for text in (failed.output, caplog.text, captured.out, captured.err):
+        assert TOKEN not in text and TOKEN[:10] not in text
+
+
 # -- fetching sources from the Hub -------------------------------------------------------------------
 
 
@@ -468,7 +582,7 @@ def test_live_hub_smoke(corpus: sd.Corpus, monkeypatch: pytest.MonkeyPatch, tmp_
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "USE_PARQUET_EXPORT"):
         monkeypatch.setattr(datasets.config, name, False)
 
-    result = sd.publish(corpus.path, LIVE_REPO, private=True, backoff_s=5.0)
+    result = sd.publish(corpus.path, LIVE_REPO, private=True, retry=RetryPolicy(backoff_s=5.0))
 
     loaded = datasets.load_dataset(LIVE_REPO, revision=result.commit_oid, cache_dir=str(tmp_path))
     splits = corpus.manifest["splits"]
