@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import SourceFileError, StellarDataError
+from .errors import StellarDataError
 from .ingest import IngestResult, IngestTask, ingest
 from .pipeline import Progress, default_workers, merged_stats, plan_build
 from .recipe import Recipe, load_recipe
@@ -29,6 +29,8 @@ class SourceReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
     limit: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    """File-level errors of this source's files (its counts cover only the files read)."""
 
     @property
     def ratio(self) -> float:
@@ -36,7 +38,14 @@ class SourceReport:
 
     @property
     def ok(self) -> bool:
-        return self.ratio <= self.limit
+        return not self.errors and self.ratio <= self.limit
+
+    @property
+    def status(self) -> str:
+        """`error` (a file failed), `over limit` (quarantine ratio) or `ok`."""
+        if self.errors:
+            return "error"
+        return "ok" if self.ratio <= self.limit else "over limit"
 
 
 @dataclass
@@ -70,7 +79,7 @@ def check(
     errors: list[str] = []
     try:
         plan = plan_build(recipe)
-    except SourceFileError as exc:
+    except StellarDataError as exc:  # a path problem (paths.py): nothing can be read
         return CheckReport(recipe, [], [str(exc)], [])
     tasks = [IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms) for p in plan.files]
     workers = default_workers() if workers is None else workers
@@ -84,6 +93,7 @@ def check(
     if progress:
         progress("read", len(tasks), len(tasks))
     results = [o for o in outcomes if isinstance(o, IngestResult)]
+    failed = {(t.spec.name, o) for t, o in zip(tasks, outcomes, strict=True) if isinstance(o, str)}
     errors += list(dict.fromkeys(o for o in outcomes if isinstance(o, str)))  # a file read as spans: once
     stats = merged_stats(results)
     quarantine = pl.concat([r.quarantine for r in results]) if results else None
@@ -95,6 +105,7 @@ def check(
             spec.name,
             len({p.file.path for p in plan.files if p.spec.name == spec.name}),
             limit=recipe.quarantine_limit(spec),
+            errors=[e for e in errors if (spec.name, e) in failed],
         )
         if ("read", spec.name) in stats:
             report.read = stats[("read", spec.name)].total

@@ -6,8 +6,10 @@ across versions), so decisions never depend on process, batch or shard boundarie
 
 from __future__ import annotations
 
+import os
 from hashlib import blake2b, sha256
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -62,3 +64,22 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class FileState(NamedTuple):
+    """What os.stat says of a file; equal states before reading and after hashing mean the hash is
+    of the bytes read (ctime changes on every write, whatever the mtime is set to)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileState:
+        status = os.stat(path)
+        return cls(status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns)
+
+    def differences(self, other: FileState) -> list[str]:
+        """The fields that differ, named as in messages (size, mtime, inode, ctime)."""
+        return [name.removesuffix("_ns") for name, a, b in zip(self._fields, self, other, strict=True) if a != b]

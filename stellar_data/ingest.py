@@ -4,7 +4,7 @@ in worker processes (OpenCC holds the GIL: two cores need two processes)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .hashing import content_keys, file_sha256, seeded_u64s, seeded_units
+from .errors import SourceFileError
+from .hashing import FileState, content_keys, file_sha256, seeded_u64s, seeded_units
 from .memory import collector_paused
+from .paths import folder_files
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX, RAW_EXCERPT_CHARS, quarantine_frame
 from .resources import load_schema
 from .sources import ADAPTERS, Entry, ItemBatch, SourceFile
-from .steps.assemble import assemble
+from .steps.assemble import LOCATION_COLUMN, assemble
 from .steps.base import StepStats
 from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
 from .steps.fold import Grams, TokenHashes, fold_hashes
@@ -45,6 +47,9 @@ class IngestTask:
     read_batch: int = 50_000
     """Items assembled and normalized at a time: only one batch's Python objects are alive at once,
     the rest of the file is already in compact Arrow columns."""
+    on_started: Callable[[], None] | None = None
+    """A test seam: called once the files are stat'ed, before they are read (a test changes a
+    file there)."""
 
 
 @dataclass
@@ -60,15 +65,48 @@ class IngestResult:
     records_path: Path | None
 
 
-def files_read(file: SourceFile) -> dict[str, dict[str, Any]]:
-    paths = sorted(p for p in file.path.rglob("*") if p.is_file()) if file.path.is_dir() else [file.path]
-    return {
-        (file.relative if p == file.path else f"{file.relative}/{p.relative_to(file.path).as_posix()}"): {
-            "sha256": file_sha256(p),
-            "bytes": p.stat().st_size,
-        }
-        for p in paths
-    }
+FileStates = dict[Path, FileState]
+
+
+def _name_of(file: SourceFile, path: Path) -> str:
+    return file.relative if path == file.path else f"{file.relative}/{path.relative_to(file.path).as_posix()}"
+
+
+def file_states(file: SourceFile) -> FileStates:
+    """os.stat of every file the task reads (a folder source: each file under it), taken before
+    reading: `check_unchanged` compares them with a second stat, after hashing."""
+    try:
+        paths = folder_files(file.path) if file.path.is_dir() else [file.path]
+        return {p: FileState.of(p) for p in paths}
+    except FileNotFoundError as exc:
+        raise SourceFileError(f"{file.relative}: file not found ({exc.filename})") from None
+    except OSError as exc:
+        raise SourceFileError(f"{file.relative}: cannot read: {exc.strerror}") from None
+
+
+def check_unchanged(file: SourceFile, before: FileStates) -> None:
+    """Every file as `before` found it (stat'ed again now); else the read mixed two versions."""
+    try:
+        after = file_states(file)
+    except SourceFileError:  # the file itself is gone
+        after = {}
+    for path, state in before.items():
+        if path not in after:
+            raise SourceFileError(f"{_name_of(file, path)}: removed while it was read; rebuild when it is stable")
+        if changed := state.differences(after[path]):
+            raise SourceFileError(
+                f"{_name_of(file, path)}: changed while it was read ({'/'.join(changed)} differ); "
+                "rebuild when it is stable"
+            )
+    if added := sorted(set(after) - set(before)):
+        raise SourceFileError(f"{_name_of(file, added[0])}: added while it was read; rebuild when it is stable")
+
+
+def files_read(file: SourceFile, before: FileStates) -> dict[str, dict[str, Any]]:
+    """Every file read, relative path -> {sha256, bytes}, hashed after reading, 1 MiB at a time
+    (inputs reach 800 MB). The caller then checks the files against `before` (`check_unchanged`),
+    so that the hash recorded is of the bytes read."""
+    return {_name_of(file, p): {"sha256": file_sha256(p), "bytes": state.size} for p, state in before.items()}
 
 
 def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
@@ -125,8 +163,8 @@ def _validation_quarantine(
     rows = [
         {
             "source": spec.name,
-            "file": file.relative,
-            "location": f"record {record['source_row']}",
+            "file": record["source_file"],  # a folder source's records name their own file
+            "location": record[LOCATION_COLUMN],  # as the adapter wrote it (`line 16`, `item 3`, ...)
             "row": record["source_row"],
             "rule": rule,
             "message": message,
@@ -178,6 +216,9 @@ def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepS
 
 def ingest(task: IngestTask) -> IngestResult:
     spec, file = task.spec, task.file
+    before = file_states(file)
+    if task.on_started is not None:
+        task.on_started()
     with collector_paused():
         frame, quarantine, read_stats, normalize_stats = read_normalized(task)
     frame, failures, validate_stats = RecordValidator(load_schema("record.schema.json"))(frame, spec.name)
@@ -186,12 +227,16 @@ def ingest(task: IngestTask) -> IngestResult:
     frame = with_keys(frame, task)
     if task.near_dedup is not None or task.eval_index is not None:
         frame = frame.with_columns(similarity_columns(frame, task))
+    # Of a file read as spans, the first span's task hashes it; every task checks it is unchanged
+    # since its start, after the hashing: the hash recorded is of the bytes read.
+    files = files_read(file, before) if file.span is None or file.span.start == 0 else {}
+    check_unchanged(file, before)
     if task.records_path is not None:
         frame.write_ipc(task.records_path, compression="uncompressed")
     return IngestResult(
         source=spec.name,
         file=file.relative,
-        files=files_read(file) if file.span is None or file.span.start == 0 else {},
+        files=files,
         stats=[read_stats, normalize_stats, validate_stats],
         quarantine=quarantine,
         records=None if task.records_path is not None else frame,

@@ -25,6 +25,7 @@ from .faults import die_with_parent, signals_held
 from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
 from .memory import keep_freed_memory, started_keeping_freed_memory
+from .paths import check_eval_set_paths, check_one_source_per_file, source_files
 from .recipe import Recipe, SourceSpec
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
 from .resources import load_schema
@@ -94,32 +95,28 @@ class BuildPlan:
 
 
 def plan_build(recipe: Recipe) -> BuildPlan:
-    """Resolve every source's paths (globs allowed) against the sources directory."""
+    """Resolve every source's paths (globs allowed) against the sources directory; the paths of
+    sources and eval sets are checked up front (paths.py)."""
     root = recipe.sources_dir
-    planned: list[PlannedFile] = []
+    read: dict[str, list[SourceFile]] = {}
     skipped: dict[str, str] = {}
     for spec in recipe.sources:
-        matches: list[Path] = []
-        absent: list[str] = []
-        for pattern in spec.paths:
-            if any(ch in pattern for ch in "*?["):
-                found = sorted(p for p in root.glob(pattern) if p.exists())
-                matches += found
-                if not found:
-                    absent.append(pattern)
-            elif (root / pattern).exists():  # a file, or a folder for adapters that read one
-                matches.append(root / pattern)
-            else:
-                absent.append(pattern)
+        files, absent = source_files(recipe, spec)
         if absent:
             where = ", ".join(absent)
             if spec.optional:
                 skipped[spec.name] = f"optional source {spec.name!r} skipped: not found in {root}: {where}"
                 continue
             raise SourceFileError(f"source {spec.name!r}: file not found in {root}: {where}")
-        for index, path in enumerate(matches):
-            file = SourceFile(path, path.relative_to(root).as_posix())
-            planned += [PlannedFile(spec, part, index) for part in file_parts(spec, file)]
+        read[spec.name] = files
+    check_one_source_per_file(recipe, read)
+    check_eval_set_paths(recipe)
+    planned = [
+        PlannedFile(spec, part, index)
+        for spec in recipe.sources
+        for index, file in enumerate(read.get(spec.name, ()))
+        for part in file_parts(spec, file)
+    ]
     return BuildPlan(recipe, tuple(planned), skipped)
 
 

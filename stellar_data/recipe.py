@@ -12,6 +12,7 @@ import jsonschema
 
 from .errors import RecipeError
 from .resources import load_schema
+from .sources.gsm8k import template_problem
 from .steps.decontaminate import DecontaminateConfig, EvalSetSpec
 from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
@@ -65,6 +66,7 @@ class Recipe:
     description: str
     seed: int
     sources_dir: Path
+    """Where source and eval-set paths resolve (`--sources`, else `corpus.sources_dir`)."""
     protected_terms: tuple[str, ...]
     max_quarantine_ratio: float
     exact_dedup: bool
@@ -77,6 +79,8 @@ class Recipe:
     decontaminate: DecontaminateConfig | None = None
     text: str = ""
     """The recipe file as read (recorded in the manifest and the dataset card)."""
+    allow_outside_sources: bool = False
+    """`corpus.allow_outside_sources`: source and eval-set paths may resolve outside `sources_dir`."""
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -175,7 +179,15 @@ def _step_configs(
 _PATH_OPTIONS = {"astro_qa": ("date_cells",)}
 
 
+def _check_options(recipe_path: Path, adapter: str, options: dict[str, Any], where: str) -> None:
+    """What the schema cannot say about adapter options (checked here, before anything is read)."""
+    template = options.get("final_answer_template") if adapter == "gsm8k" else None
+    if template is not None and (problem := template_problem(template)):
+        raise RecipeError(f"recipe {recipe_path}: {where}.options.final_answer_template: {problem}")
+
+
 def _resolve_options(recipe_path: Path, adapter: str, options: dict[str, Any], where: str) -> dict[str, Any]:
+    _check_options(recipe_path, adapter, options, where)
     resolved = dict(options)
     for key in _PATH_OPTIONS.get(adapter, ()):
         if key in resolved:
@@ -202,6 +214,8 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"recipe {recipe_path}: invalid TOML: {exc}") from None
     validate_recipe_document(document, str(recipe_path))
+    if seed is not None:
+        _check_seed(seed)
 
     corpus = document["corpus"]
     if sources_dir is not None:
@@ -253,7 +267,16 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         near_dedup=_near_dedup_config(document.get("near_dedup"), str(recipe_path)),
         decontaminate=_decontaminate_config(document.get("decontaminate")),
         text=raw.decode("utf-8"),
+        allow_outside_sources=corpus.get("allow_outside_sources", False),
     )
+
+
+def _check_seed(seed: int) -> None:
+    """A `--seed` override obeys the schema's range for `corpus.seed`."""
+    bounds = load_schema("recipe.schema.json")["properties"]["corpus"]["properties"]["seed"]
+    low, high = bounds["minimum"], bounds["maximum"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise RecipeError(f"--seed {seed!r}: must be an integer from {low} to {high} (the recipe schema's corpus.seed)")
 
 
 def _mix_config(section: dict[str, Any] | None) -> MixConfig | None:

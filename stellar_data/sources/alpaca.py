@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Entry, ItemBatch, SourceFile
-from .files import iter_json_batches, missing_fields, not_an_object
+from .files import missing_fields, not_an_object
+from .json_items import iter_json_batches
 
 # Some Chinese Alpaca translations carry the English field labels over into the text.
 _INPUT_PREFIX = re.compile(r"^\s*输入\s*[：:]\s*")

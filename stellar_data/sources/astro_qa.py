@@ -23,7 +23,6 @@ import datetime as dt
 import re
 import tomllib
 import unicodedata
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from ..errors import SourceFileError
 from .base import Entry, RawItem, Rejection, SourceFile
 from .files import excerpt
+from .xlsx import sheet_rows
 
 
 @dataclass(frozen=True)
@@ -189,23 +189,10 @@ class _Cells:
 
 
 def _workbook_rows(path: Path, relative: str) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-    import openpyxl  # here, not with the module: only XLSX sources need it (0.1 s to import)
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except FileNotFoundError:
-        raise SourceFileError(f"{relative}: file not found ({path})") from None
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise SourceFileError(f"{relative}: not a readable XLSX workbook ({exc})") from None
-    sheet = workbook.worksheets[0]
-    first = next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
-    header = [_HEADER_ALIASES.get(str(h).strip(), str(h).strip()) if h is not None else "" for h in first]
-    while header and not header[-1]:
-        header.pop()  # EN subjective declares 16,380 empty columns
+    header, rows = sheet_rows(path, relative, _HEADER_ALIASES)
     if "ID" not in header:
         raise SourceFileError(f"{relative}: no `ID` column in the header {header}")
-    return header, sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
+    return header, rows
 
 
 def explanation_of(parse: str) -> str:

@@ -3,12 +3,14 @@
 [sources.options]
 format = "csv"                       # auto (from the extension), json, jsonl, csv, parquet
 columns = { instruction = "question", output = "answer", input = "context", id = "qid" }
+
+CSV files are read by csv_rows.py (its rules: locations, the header, large fields, a quote left
+open), JSON and JSON Lines by json_items.py. A mapped `id` must be a string or a number (a list or
+an object there is `wrong_type`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,17 +20,9 @@ import pyarrow.parquet as pq
 
 from ..errors import SourceFileError
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import (
-    check_encoding,
-    decode_text,
-    excerpt,
-    has_invalid_utf8,
-    invalid_utf8_rejection,
-    iter_json_items,
-    json_objects,
-    missing_fields,
-    read_bytes,
-)
+from .csv_rows import csv_rows
+from .files import excerpt, json_objects, missing_fields
+from .json_items import iter_json_items
 
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
@@ -53,7 +47,7 @@ def _rows(file: SourceFile, fmt: str, columns: dict[str, str]) -> Iterator[tuple
     if fmt in ("json", "jsonl"):
         yield from iter_json_items(file)
     elif fmt == "csv":
-        yield from _csv_rows(file, columns)
+        yield from csv_rows(file, columns)
     else:
         yield from _parquet_rows(file, columns)
 
@@ -66,27 +60,6 @@ def _require_columns(file: SourceFile, header: list[str], columns: dict[str, str
         )
 
 
-def _csv_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[int, str, Any] | Rejection]:
-    text, clean = decode_text(file, read_bytes(file))
-    if not clean:
-        check_encoding(file, text.splitlines())
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        _require_columns(file, list(reader.fieldnames or []), columns)
-        for row, values in enumerate(reader):
-            location = f"line {reader.line_num}"
-            if None in values:  # csv puts extra cells under the key None
-                yield Rejection(row, location, "malformed_csv", "more cells than header columns", excerpt(values))
-            elif None in values.values():  # and fills missing cells with None
-                yield Rejection(row, location, "malformed_csv", "fewer cells than header columns", excerpt(values))
-            elif not clean and any(has_invalid_utf8(v) for v in values.values()):
-                yield invalid_utf8_rejection(row, location, "\x1f".join(values.values()))
-            else:
-                yield row, location, values
-    except csv.Error as exc:
-        raise SourceFileError(f"{file.relative}: invalid CSV at line {reader.line_num}: {exc}") from None
-
-
 def _parquet_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[int, str, Any]]:
     try:
         parquet = pq.ParquetFile(file.path)
@@ -96,10 +69,28 @@ def _parquet_rows(file: SourceFile, columns: dict[str, str]) -> Iterator[tuple[i
         raise SourceFileError(f"{file.relative}: not a readable Parquet file: {exc}") from None
     _require_columns(file, parquet.schema_arrow.names, columns)
     row = 0
-    for batch in parquet.iter_batches(columns=sorted(set(columns.values()))):
-        for values in batch.to_pylist():
+    for values_of_batch in _parquet_batches(file, parquet, sorted(set(columns.values()))):
+        for values in values_of_batch:
             yield row, f"row {row}", values
             row += 1
+
+
+def _parquet_batches(file: SourceFile, parquet: pq.ParquetFile, names: list[str]) -> Iterator[list[dict[str, Any]]]:
+    """Each batch's rows as dicts. Pages are decoded as the batches are read, so a damaged page
+    fails here, mid-file: one SourceFileError naming the file."""
+    batches = parquet.iter_batches(columns=names)
+    rows = 0
+    while True:
+        try:
+            batch = next(batches, None)
+            values = None if batch is None else batch.to_pylist()
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            message = " ".join(str(exc).split())
+            raise SourceFileError(f"{file.relative}: damaged Parquet data at or after row {rows}: {message}") from None
+        if values is None:
+            return
+        yield values
+        rows += len(values)
 
 
 def read_generic(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
@@ -114,6 +105,10 @@ def read_generic(file: SourceFile, options: dict[str, Any], lang: str) -> Iterat
             yield problem
             continue
         original_id = record.get(mapping["id"]) if "id" in mapping else None
+        if original_id is not None and not isinstance(original_id, str | int | float):
+            message = f"id must be a string or a number, got {type(original_id).__name__}"
+            yield Rejection(row, location, "wrong_type", message, excerpt(record))
+            continue
         yield RawItem(
             row=row,
             location=location,

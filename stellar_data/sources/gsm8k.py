@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SourceFileError
 from .base import Entry, RawItem, Rejection, SourceFile
 from .files import excerpt, iter_json_items, json_objects
 
@@ -19,6 +21,23 @@ class Gsm8kOptions:
     strip_calculator_annotations: bool = True
     strip_subquestions: bool = True
     final_answer_template: str = "The answer is {answer}."
+
+
+def template_problem(template: str) -> str | None:
+    """Why `final_answer_template` cannot be filled with the final answer, or None: it may name only
+    `{answer}` (no conversion, no format spec); a literal brace is written `{{` / `}}`."""
+    try:
+        fields = [(name, conversion, spec) for _, name, spec, conversion in string.Formatter().parse(template)]
+    except ValueError as exc:  # a stray brace
+        return f"{template!r} is not a valid template ({exc}; write a literal brace as {{{{ or }}}})"
+    unknown = [name for name, _, _ in fields if name is not None and name != "answer"]
+    if unknown:
+        return f"{template!r} names unknown field {{{unknown[0]}}} (only {{answer}} is filled in)"
+    if any(name is not None and (conversion or spec) for name, conversion, spec in fields):
+        return f"{template!r}: write {{answer}} plainly (no conversion or format spec)"
+    if not any(name == "answer" for name, _, _ in fields):
+        return f"{template!r} has no {{answer}} field"
+    return None
 
 
 def format_solution(answer: str, config: Gsm8kOptions) -> str | None:
@@ -38,6 +57,8 @@ def format_solution(answer: str, config: Gsm8kOptions) -> str | None:
 
 def read_gsm8k(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
     config = Gsm8kOptions(**options)
+    if problem := template_problem(config.final_answer_template):
+        raise SourceFileError(f"{file.relative}: options.final_answer_template: {problem}")
     for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..text import detect_lang, is_cjk
 from .base import Entry, RawItem, Rejection, SourceFile
-from .files import excerpt, iter_json_items, json_objects
+from .files import excerpt, json_objects
+from .json_items import iter_json_items
 
 DEFAULT_NAMES = {
     "zh": {"name": "星语者", "author": "星语调校局"},

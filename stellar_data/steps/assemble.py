@@ -1,4 +1,13 @@
-"""Assemble: adapter entries -> typed record frame + quarantine rows (the `read` step's counts)."""
+"""Assemble: adapter entries -> typed record frame + quarantine rows (the `read` step's counts).
+
+Rules:
+- The frame holds the record columns, then `_location` (LOCATION_COLUMN): each record's location
+  as its adapter wrote it (`line 16`, `item 3`, `row 5 (ID 41)`), so that a record the validate
+  step refuses is quarantined where the adapter found it; validate drops the column.
+- A text field holding a lone surrogate (no character: it cannot be written as UTF-8) quarantines
+  its item as `invalid_unicode`, whatever adapter let it through; the other items are kept.
+- Quarantine text (raw excerpts, messages) never holds a lone surrogate: each becomes U+FFFD.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +25,10 @@ from ..sources.files import excerpt
 from ..text import HAN_CLASS
 from .base import StepStats
 
+LOCATION_COLUMN = "_location"
+"""Each record's location as its adapter wrote it, from assemble to validate (see the rules)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str | None = None) -> dict[str, Any]:
     return {
@@ -24,11 +37,15 @@ def quarantine_row(source: str, file: str, rejection: Rejection, record_id: str 
         "location": rejection.location,
         "row": rejection.row,
         "rule": rejection.rule,
-        "message": rejection.message,
+        "message": _encodable(rejection.message),
         "deliberate": rejection.deliberate,
         "id": record_id,
-        "raw": rejection.raw,
+        "raw": None if rejection.raw is None else _encodable(rejection.raw),
     }
+
+
+def _encodable(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def file_token(relative: str) -> str:
@@ -72,9 +89,16 @@ def assemble(
         else:
             raw = {name: getattr(entry, name) for name in TEXT_FIELDS}
             reject(_wrong_type(raw, entry.location, entry.row), _record_id(spec, prefix, entry))
+    try:
+        frame = _record_frame(columns, spec, file, prefix)
+    except UnicodeEncodeError:  # rare: find the items at fault, then build the frame without them
+        bad, locations = columns.unencodable(), columns.locations().to_list()
+        for index, surrogate in bad.items():
+            reject(columns.invalid_unicode(index, surrogate, locations[index]), columns.record_id(index, spec, prefix))
+        columns = columns.without(bad, locations)
+        frame = _record_frame(columns, spec, file, prefix)
     stats.kept = len(columns.rows)
     stats.total = stats.kept + len(rejected)
-    frame = _record_frame(columns, spec, file, prefix)
     return frame, quarantine_frame(rejected), stats
 
 
@@ -114,8 +138,12 @@ class _Columns:
     output: list[str] = field(default_factory=list)
     optional: dict[str, list[str | None]] = field(default_factory=lambda: {name: [] for name in _OPTIONAL})
     extra: list[dict[str, str] | None] = field(default_factory=list)
+    location_parts: list[pl.Series] = field(default_factory=list)
+    """The locations of the items before `item_locations`' (an ItemBatch's are built as a column)."""
+    item_locations: list[str] = field(default_factory=list)
 
     def add_item(self, item: RawItem) -> None:
+        self.item_locations.append(item.location)
         self.rows.append(item.row)
         self.instruction.append(item.instruction)
         self.input.append(item.input)
@@ -131,6 +159,7 @@ class _Columns:
             for a, b, c in zip(batch.instruction, batch.input, batch.output, strict=True)
         ]
         refused = []
+        start = len(self.rows)
         if all(typed):
             self.rows += batch.rows
             self.instruction += batch.instruction
@@ -149,7 +178,59 @@ class _Columns:
         for values in self.optional.values():
             values += [None] * added
         self.extra += [None] * added
+        self.location_parts += [_strings(self.item_locations), _batch_locations(batch.kind, self.rows[start:])]
+        self.item_locations = []
         return refused
+
+    def locations(self) -> pl.Series:
+        return pl.concat([*self.location_parts, _strings(self.item_locations)]).alias(LOCATION_COLUMN)
+
+    def unencodable(self) -> dict[int, str]:
+        """index -> the first lone surrogate, of each item holding one in a text field."""
+        texts = [self.instruction, self.input, self.output, *self.optional.values()]
+        texts.append([" ".join(map(str, extra.values())) if extra else None for extra in self.extra])
+        found: dict[int, str] = {}
+        for values in texts:
+            for index, value in enumerate(values):
+                if value and index not in found and (match := _SURROGATE.search(value)):
+                    found[index] = match.group()
+        return dict(sorted(found.items()))
+
+    def invalid_unicode(self, index: int, surrogate: str, location: str) -> Rejection:
+        fields = {"instruction": self.instruction[index], "input": self.input[index], "output": self.output[index]}
+        message = f"\\u{ord(surrogate):04x} is a lone surrogate, not a character"
+        file = self.optional["file"][index]
+        return Rejection(self.rows[index], location, "invalid_unicode", message, excerpt(fields), file)
+
+    def record_id(self, index: int, spec: SourceSpec, prefix: str) -> str:
+        key = self.optional["key"][index]
+        return f"{spec.name}:{key}" if key is not None else f"{prefix}{self.rows[index]}"
+
+    def without(self, indices: Iterable[int], locations: list[str]) -> _Columns:
+        drop = set(indices)
+        keep = [i for i in range(len(self.rows)) if i not in drop]
+
+        def take(values: list[Any]) -> list[Any]:
+            return [values[i] for i in keep]
+
+        optional = {name: take(values) for name, values in self.optional.items()}
+        return _Columns(take(self.rows), take(self.instruction), take(self.input), take(self.output), optional,
+                        take(self.extra), item_locations=take(locations))  # fmt: skip
+
+
+def _strings(values: list[str]) -> pl.Series:
+    try:
+        return pl.Series(LOCATION_COLUMN, values, dtype=pl.String)
+    except UnicodeEncodeError:  # a location naming a cell that holds a lone surrogate
+        return pl.Series(LOCATION_COLUMN, [_encodable(v) for v in values], dtype=pl.String)
+
+
+def _batch_locations(kind: str, rows: list[int]) -> pl.Series:
+    """`base.location` of each row, as one column."""
+    numbers = pl.Series(rows, dtype=pl.Int64)
+    if kind == "line":
+        return ("line " + (numbers + 1).cast(pl.String)).alias(LOCATION_COLUMN)
+    return ("item " + numbers.cast(pl.String)).alias(LOCATION_COLUMN)
 
 
 def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix: str) -> pl.DataFrame:
@@ -181,6 +262,7 @@ def _record_frame(columns: _Columns, spec: SourceSpec, file: SourceFile, prefix:
         pl.lit(0, dtype=pl.Int32).alias("copy_index"),
     )
     frame = frame.select(pl.col(name).cast(dtype) for name, dtype in frame_schema(RECORD_SCHEMA).items())
+    frame = frame.with_columns(columns.locations())
     extra_names = sorted({name for extra in columns.extra if extra for name in extra})
     if extra_names:
         frame = frame.with_columns(

@@ -1,5 +1,19 @@
 """Normalize text: line ends, invisible / private-use / control characters, odd spaces, NFC, OpenCC.
 
+Rules for invisible characters:
+- Removed everywhere: soft hyphen, zero-width space, word joiner and invisible operators
+  (U+2060-U+2064), BOM (U+FEFF), and the bidirectional controls: LRM / RLM (U+200E, U+200F), ALM
+  (U+061C), embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069). Training text has
+  no use for them, and an override can make a text display unlike what it says.
+- ZWNJ (U+200C) and ZWJ (U+200D) are kept where a script needs them, removed elsewhere (e.g.
+  between Han or Latin letters). A run of them is kept when the character just before or after the
+  run is a letter or mark of a script that joins its letters: Arabic (Persian included), Devanagari
+  to Malayalam (U+0900-U+0D7F), Sinhala, Mongolian. A ZWJ is also kept inside an emoji sequence:
+  emoji (U+1F000-U+1FAFF, U+2300-U+23FF, U+2600-U+27BF, U+2B00-U+2BFF), each optionally followed
+  by VS16 or a skin tone, joined by single ZWJs (e.g. U+1F469 U+200D U+2695 U+FE0F, a woman health
+  worker). Other invisible characters are removed first, so a joiner is judged by its visible
+  neighbours.
+
 OpenCC sees only the parts of the texts it may change (the runs of `convert_texts`, see
 opencc_scope.py), many at once (joined by a sentinel), because its binding costs a call per string.
 Protected terms (e.g. 蒭藁: OpenCC t2s would write 𫇴藁) are swapped for sentinels before the
@@ -22,9 +36,21 @@ from .base import StepStats
 from .opencc_scope import changeable_characters, dictionary_characters
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
 _CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
-_REMOVE = f"[{_INVISIBLE}{_PRIVATE_USE}{_CONTROL}]"
+_REMOVE = f"[{_INVISIBLE}{_BIDI_CONTROLS}{_PRIVATE_USE}{_CONTROL}]"
+_JOINERS = "[\u200c\u200d]"
+_JOINING_SCRIPTS = (
+    "[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0d7f\u0d80-\u0dff\u1800-\u18af\ufb50-\ufdff\ufe70-\ufefe]"
+)
+_EMOJI = "[\U0001f000-\U0001faff\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff][\ufe0f\U0001f3fb-\U0001f3ff]*"
+_KEPT_JOINERS = (
+    f"({_JOINERS}*{_JOINING_SCRIPTS}(?:{_JOINING_SCRIPTS}|{_JOINERS})*"  # joiners beside a joining script's letters
+    f"|{_EMOJI}(?:\u200d{_EMOJI})+)"  # an emoji ZWJ sequence
+)
+_JOINER_PATTERN = f"{_KEPT_JOINERS}|{_JOINERS}+"
+"""Matches kept runs (captured, written back as they are) and other joiner runs (removed)."""
 _ODD_SPACES = "[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
 
 _SEPARATOR = "\U0010fffd"
@@ -58,6 +84,7 @@ def clean_expr(column: str) -> pl.Expr:
         pl.col(column)
         .str.replace_all("\r\n?", "\n")
         .str.replace_all(_REMOVE, "")
+        .str.replace_all(_JOINER_PATTERN, "${1}")
         .str.replace_all(_ODD_SPACES, " ")
         .str.strip_chars()
     )
@@ -65,7 +92,7 @@ def clean_expr(column: str) -> pl.Expr:
 
 def clean(series: pl.Series) -> pl.Series:
     """`clean_expr` on the texts it would change only: one scan finds them (most texts need nothing)."""
-    needs = series.str.contains(f"\r|{_REMOVE}|{_ODD_SPACES}|^\\s|\\s$").fill_null(False)
+    needs = series.str.contains(f"\r|{_REMOVE}|{_JOINERS}|{_ODD_SPACES}|^\\s|\\s$").fill_null(False)
     if not needs.any():
         return series
     rows = needs.arg_true()
@@ -119,7 +146,7 @@ def sensitive_code_points(compatibility: bool) -> tuple[int, ...]:
 
 @cache
 def _needs_cleaning_or_nfc() -> str:
-    return f"\r|{_REMOVE}|{_ODD_SPACES}|^\\s|\\s$|{nfc_sensitive_class()}"
+    return f"\r|{_REMOVE}|{_JOINERS}|{_ODD_SPACES}|^\\s|\\s$|{nfc_sensitive_class()}"
 
 
 def clean_and_nfc(series: pl.Series) -> pl.Series:

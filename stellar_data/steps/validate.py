@@ -5,6 +5,10 @@ per-field keywords (type/null, minLength, maxLength, pattern, enum, minimum) are
 polars expressions that find the suspect rows in one vectorized pass. jsonschema itself then judges
 exactly those rows and writes the messages, so it stays the authority. A schema using a keyword
 outside that set is validated row by row with jsonschema (correct, just slower).
+
+The `_location` column assemble adds (each record's location as its adapter wrote it) is not a
+record field: an invalid record's failure carries it (ingest quarantines the record there), and the
+valid frame is returned without it, so it never reaches the shards.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import jsonschema
 import polars as pl
 
 from ..record import RAW_EXCERPT_CHARS
+from .assemble import LOCATION_COLUMN
 from .base import StepStats
 
 _IGNORED = {"description", "title", "$comment", "examples", "default"}
@@ -63,7 +68,8 @@ class RecordValidator:
     def __call__(
         self, frame: pl.DataFrame, source: str
     ) -> tuple[pl.DataFrame, list[tuple[dict[str, Any], str, str]], StepStats]:
-        """Returns (valid rows, [(record, rule, message)] for invalid rows, stats)."""
+        """Returns (valid rows, [(record, rule, message)] for invalid rows, stats); `record` holds every
+        column of the frame, `_location` included."""
         stats = StepStats("validate", source, total=frame.height)
         missing = sorted(set(self._properties) - set(frame.columns))
         if missing:
@@ -93,7 +99,7 @@ class RecordValidator:
             else frame.with_row_index("_row").filter(~pl.col("_row").is_in(invalid_rows)).drop("_row")
         )
         stats.kept = valid.height
-        return valid, failures, stats
+        return valid.drop(LOCATION_COLUMN, strict=False), failures, stats
 
 
 def _short(message: str) -> str:

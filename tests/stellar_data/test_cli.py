@@ -62,3 +62,21 @@ def test_a_missing_source_file_names_it(tmp_path: Path) -> None:
     result = runner.invoke(app, ["build", str(alpaca_recipe(tmp_path / "src")), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2
     assert "source 'general': file not found" in result.output and "data.json" in result.output
+
+
+def test_brackets_in_an_error_are_printed_as_written(tmp_path: Path) -> None:
+    """A path or message holding `[corpus]` or `[/x]` is printed verbatim, never read as rich markup
+    (which dropped `[corpus]` and crashed with a traceback on `[/x]`)."""
+    folder = tmp_path / "a[/x]b" / "[corpus]"
+    result = runner.invoke(app, ["build", str(alpaca_recipe(folder)), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert f"{folder}" in result.output.replace("\n", "")
+
+
+def test_a_plan_without_a_mix_says_so_with_its_brackets(tmp_path: Path) -> None:
+    write_json(tmp_path / "data.json", [{"instruction": "Say hi.", "input": "", "output": "hi"}])
+    result = runner.invoke(app, ["plan", str(alpaca_recipe(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "the recipe has no [mix] section" in result.output

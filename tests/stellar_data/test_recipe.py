@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,91 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
 def test_missing_protected_terms_file(tmp_path: Path) -> None:
     message = recipe_error(tmp_path, MINIMAL + '[normalize]\nprotected_terms = "terms.txt"\n')
     assert "normalize.protected_terms" in message and "terms.txt" in message
+
+
+# --- #29: options checked at load, the seed's range, allow_outside_sources --------------------
+
+GSM8K = MINIMAL.replace('adapter = "alpaca"', 'adapter = "gsm8k"')
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("答案是{answer}，{answr}", "names unknown field {answr}"),
+        ("{answer} {", "is not a valid template"),
+        ("The answer is {answer} }", "is not a valid template"),
+        ("{{answer}}", "has no {answer} field"),
+        ("{answer}{answer!r}", "no conversion or format spec"),
+        ("{answer} of {0}", "names unknown field {0}"),
+    ],
+)
+def test_a_bad_final_answer_template_is_one_error_at_load(tmp_path: Path, template: str, problem: str) -> None:
+    """Templates holding `{answer}` pass the schema's pattern; before, they crashed at the first item
+    (KeyError / ValueError)."""
+    body = GSM8K + f"[sources.options]\nfinal_answer_template = {template!r}\n"
+
+    message = recipe_error(tmp_path, body)
+
+    assert "sources[0] (source 'general').options.final_answer_template: " in message
+    assert repr(template) in message and problem in message
+
+
+@pytest.mark.parametrize("template", ["答案是{answr}", "{answer"])
+def test_a_template_without_answer_is_caught_by_the_schema(tmp_path: Path, template: str) -> None:
+    body = GSM8K + f"[sources.options]\nfinal_answer_template = {template!r}\n"
+
+    message = recipe_error(tmp_path, body)
+
+    assert "sources[0].options.final_answer_template (source 'general'): " in message and repr(template) in message
+
+
+def test_a_good_final_answer_template_loads(tmp_path: Path) -> None:
+    body = GSM8K + "[sources.options]\nfinal_answer_template = '{{答案}}是 {answer}。'\n"
+    recipe = load_recipe(write_recipe(tmp_path / "r.toml", body))
+    assert recipe.sources[0].options["final_answer_template"] == "{{答案}}是 {answer}。"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True])
+def test_a_seed_override_outside_the_schema_range_is_one_error(tmp_path: Path, seed: int) -> None:
+    path = write_recipe(tmp_path / "r.toml", MINIMAL)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path, seed=seed)
+    assert str(caught.value) == (
+        f"--seed {seed!r}: must be an integer from 0 to 9223372036854775807 (the recipe schema's corpus.seed)"
+    )
+
+
+def test_seed_overrides_at_the_ends_of_the_range(tmp_path: Path) -> None:
+    path = write_recipe(tmp_path / "r.toml", MINIMAL)
+    assert [load_recipe(path, seed=s).seed for s in (0, 2**63 - 1)] == [0, 2**63 - 1]
+
+
+def test_a_bad_seed_on_the_command_line_is_one_error_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stellar_data.cli import app
+
+    path = write_recipe(tmp_path / "r.toml", MINIMAL)
+    result = CliRunner().invoke(app, ["build", str(path), "--out", str(tmp_path / "c"), "--seed", "-5"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --seed -5: must be an integer from 0 to 9223372036854775807 (the recipe schema's corpus.seed)"
+    )
+    assert not (tmp_path / "c").exists()
+
+
+def test_allow_outside_sources_defaults_to_false_and_leaves_the_hash_alone(tmp_path: Path) -> None:
+    recipe = load_recipe(write_recipe(tmp_path / "r.toml", MINIMAL))
+    allowed = load_recipe(
+        write_recipe(tmp_path / "a.toml", MINIMAL.replace('name = "t"', 'name = "t"\nallow_outside_sources = true'))
+    )
+    assert (recipe.allow_outside_sources, allowed.allow_outside_sources) == (False, True)
+    # The recipe hash is the file's bytes: a key left out (default false) changes nothing.
+    assert recipe.sha256 == hashlib.sha256((tmp_path / "r.toml").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["default.toml", "stellarspeak.toml"])
+def test_shipped_recipe_hashes_are_their_bytes(name: str) -> None:
+    """So adding a schema key (allow_outside_sources) cannot change an existing recipe's hash."""
+    path = ROOT / "corpus" / name
+    assert load_recipe(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -8,7 +8,9 @@ or a Rejection with its reason. The facts checked against the real data come fro
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -791,3 +793,51 @@ def test_answer_keys_are_compared_with_the_accepted_en_row_of_a_duplicated_id(tm
         ("EN", "answer_key_mismatch"),
         ("EN", "duplicate_id"),
     ]
+
+
+# --- #29: a damaged workbook is one file error ---------------------------------------------------
+
+
+def corrupt_sheet_xml(path: Path, garble: bytes = b"<<not xml") -> Path:
+    """Rewrite a workbook with its first sheet's XML broken half-way (the zip itself stays valid)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info: archive.read(info) for info in archive.infolist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in members.items():
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2] + garble + data[len(data) // 2 :]
+            archive.writestr(info, data)
+    return path
+
+
+def test_malformed_sheet_xml_is_one_file_error(tmp_path: Path) -> None:
+    rows = [[i, "天文学史", f"太阳是恒星{i}", "对", "略"] for i in range(1, 60)]
+    corrupt_sheet_xml(workbook(tmp_path / "data/ZH/judgment_ZH.xlsx", JUDGMENT_HEADER, rows))
+    workbook(tmp_path / "data/EN/judgment_EN.xlsx", EN_JUDGMENT_HEADER, [[i, "q", True, ""] for i in range(1, 60)])
+
+    with pytest.raises(SourceFileError) as caught:
+        read_folder(tmp_path / "data", "data")
+
+    message = str(caught.value)
+    assert message.startswith("data/ZH/judgment_ZH.xlsx: damaged XLSX workbook, sheet unreadable after row ")
+    assert "not well-formed" in message and "\n" not in message
+
+
+def test_malformed_header_xml_is_one_file_error(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "data/ZH/judgment_ZH.xlsx", JUDGMENT_HEADER, [])
+    corrupt_sheet_xml(path)
+    workbook(tmp_path / "data/EN/judgment_EN.xlsx", EN_JUDGMENT_HEADER, [])
+
+    with pytest.raises(SourceFileError, match=r"^data/ZH/judgment_ZH\.xlsx: damaged XLSX workbook"):
+        read_folder(tmp_path / "data", "data")
+
+
+def test_a_real_workbook_with_malformed_sheet_xml_is_one_file_error(data_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    for lang in ("ZH", "EN"):
+        (folder / lang).mkdir(parents=True)
+        shutil.copy(data_dir / lang / f"judgment_{lang}.xlsx", folder / lang)
+    corrupt_sheet_xml(folder / "ZH" / "judgment_ZH.xlsx")
+
+    with pytest.raises(SourceFileError, match=r"^data/ZH/judgment_ZH\.xlsx: damaged XLSX workbook, sheet unreadable"):
+        read_folder(folder, "data", types=["judgment"])

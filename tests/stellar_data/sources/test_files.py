@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.alpaca import read_alpaca
 from stellar_data.sources.base import RawItem, Rejection, each_item
-from stellar_data.sources.files import is_utf8, iter_json_items
+from stellar_data.sources.files import BLOCK, complete_prefix, excerpt, file_is_utf8, is_utf8, iter_json_items
+from tests.conftest import ROOT
 from tests.helpers import source_file
 
 RECORDS = [
@@ -232,3 +236,79 @@ def test_is_utf8_agrees_with_pythons_decoder_on_the_real_sources(shared_sources:
     for path in paths:
         data = path.read_bytes()
         assert is_utf8(data) is _decodes(data), path
+
+
+# --- block reads -------------------------------------------------------------------------------
+
+
+_STRADDLING = [(char, cut) for char in ("é", "星", "𝔸") for cut in range(len(char.encode()))]
+
+
+@pytest.mark.parametrize(("char", "cut"), _STRADDLING)
+@pytest.mark.parametrize("valid", [True, False])
+def test_file_is_utf8_is_exact_across_block_boundaries(tmp_path: Path, char: str, cut: int, valid: bool) -> None:
+    encoded = char.encode()  # its first `cut` bytes end the first block
+    tail = encoded if valid else encoded[:-1] + b"A"  # the last continuation byte broken
+    data = b"a" * (BLOCK - cut) + tail + b"z" * 10
+    path = put(tmp_path / "f.txt", data)
+    assert file_is_utf8(source_file(path, tmp_path)) is _decodes(data) is valid
+
+
+@pytest.mark.parametrize("ending", [b"\xe6", b"\xe6\x98", b"\xf0\x9d\x94", b"\xc3"])
+def test_file_is_utf8_refuses_a_sequence_cut_short_at_the_end(tmp_path: Path, ending: bytes) -> None:
+    for size in (10, BLOCK - len(ending), BLOCK):
+        path = put(tmp_path / "f.txt", b"a" * size + ending)
+        assert file_is_utf8(source_file(path, tmp_path)) is False
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [(b"", 0), (b"ab", 2), (b"a\xc3", 1), (b"a\xc3\xa9", 3), (b"\xe6\x98", 0), (b"\xf0\x9d\x94", 0), (b"\xff", 1)],
+)
+def test_complete_prefix_leaves_out_only_an_unfinished_sequence(data: bytes, expected: int) -> None:
+    assert complete_prefix(data) == expected
+
+
+_TRUNCATE_WHILE_READING = """
+import os, sys, threading, time
+from pathlib import Path
+from stellar_data.sources.base import SourceFile
+from stellar_data.sources.files import file_is_utf8, line_spans
+
+path = Path(sys.argv[1])
+data = ("星" * 1000 + "\\n").encode() * 8000  # 24 MB
+for attempt in range(20):
+    path.write_bytes(data)
+    cut = threading.Thread(target=lambda: (time.sleep(0.002 * (attempt % 5)), os.truncate(path, 4096)))
+    cut.start()
+    file_is_utf8(SourceFile(path, path.name))
+    line_spans(path, 1 << 20)
+    cut.join()
+"""
+
+
+def test_a_file_truncated_while_it_is_read_does_not_kill_the_process(tmp_path: Path) -> None:
+    # A memory map of a file cut short under it raises SIGBUS on the next access: the process dies.
+    script = put(tmp_path / "truncate.py", _TRUNCATE_WHILE_READING.encode())
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data.jsonl")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+# --- excerpts ----------------------------------------------------------------------------------
+
+
+def test_an_excerpt_of_a_value_too_deep_to_serialize_describes_it() -> None:
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    assert excerpt(value) == "<list too deeply nested to show>"
+
+
+def test_an_excerpt_never_holds_a_lone_surrogate() -> None:
+    assert excerpt({"a": "x\ud800"}) == '{"a": "x\ufffd"}'
+    assert excerpt("y\udcff" * 3000) == "y\ufffd" * 1000

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from stellar_data import RecipeError, load_recipe
+from stellar_data.errors import SourceFileError
 from stellar_data.sources.base import RawItem, Rejection
 from stellar_data.sources.gsm8k import read_gsm8k
-from tests.helpers import source_file, write_jsonl
+from tests.helpers import source_file, write_jsonl, write_recipe
 
 DATA = "grade-school-math/grade_school_math/data"
 THOUSANDS = re.compile(r"^The answer is -?\d{1,3}(,\d{3})+\.$")
@@ -136,3 +138,47 @@ def test_non_string_question_or_answer_is_wrong_type(tmp_path: Path, record: dic
     (entry,) = read(path, tmp_path)
 
     assert isinstance(entry, Rejection) and entry.rule == "wrong_type"
+
+
+@pytest.mark.parametrize("template", ["答案是{answr}", "{answer", "{{answer}}", "{answer} {answr}"])
+def test_a_bad_final_answer_template_is_a_file_error_before_reading(tmp_path: Path, template: str) -> None:
+    """Called directly (the recipe loader rejects it earlier, naming the source)."""
+    path = write_jsonl(tmp_path / "m.jsonl", [{"question": "1+1?", "answer": "#### 2"}])
+
+    with pytest.raises(SourceFileError, match=r"^m\.jsonl: options\.final_answer_template: ") as caught:
+        next(read_gsm8k(source_file(path, tmp_path), {"final_answer_template": template}, "en"))
+
+    assert repr(template) in str(caught.value)
+
+
+def test_a_literal_brace_in_the_template_is_written_doubled(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "m.jsonl", [{"question": "1+1?", "answer": "#### 2"}])
+
+    (item,) = read(path, tmp_path, {"final_answer_template": "{{answer}} = {answer}"})
+
+    assert item.output == "{answer} = 2"
+
+
+def test_a_bad_template_in_a_recipe_over_the_real_data_fails_before_reading(
+    shared_sources: Path, tmp_path: Path
+) -> None:
+    recipe = write_recipe(
+        tmp_path / "r.toml",
+        f"""
+        [corpus]
+        name = "t"
+        [[sources]]
+        name = "gsm8k"
+        adapter = "gsm8k"
+        path = "{DATA}/train.jsonl"
+        category = "math"
+        lang = "en"
+        [sources.options]
+        final_answer_template = "答案是{{answer}}{{answr}}"
+        """,
+    )
+
+    with pytest.raises(
+        RecipeError, match=r"\(source 'gsm8k'\)\.options\.final_answer_template: '答案是\{answer\}\{answr\}'"
+    ):
+        load_recipe(recipe, sources_dir=shared_sources)

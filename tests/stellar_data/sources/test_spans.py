@@ -5,6 +5,8 @@ rejections)."""
 from __future__ import annotations
 
 import itertools
+import os
+import random
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +18,7 @@ from stellar_data.recipe import SourceSpec
 from stellar_data.sources import LineSpan
 from stellar_data.sources.alpaca import read_alpaca
 from stellar_data.sources.base import each_item
-from stellar_data.sources.files import line_spans
+from stellar_data.sources.files import BLOCK, line_spans
 from tests.helpers import source_file, write_jsonl
 
 GSM8K_TEST = Path("grade-school-math/grade_school_math/data/test.jsonl")
@@ -135,3 +137,40 @@ def test_every_line_is_read_once_whatever_the_span_size(tmp_path: Path, span_byt
     assert sum(s.stop - s.start for s in spans) == path.stat().st_size
     rows = [e.row for part in parts for e in each_item(read_alpaca(part, {}, "auto"))]
     assert rows == sorted(set(rows))
+
+
+class _CutShort(type(Path())):  # type: ignore[misc]
+    """A path whose file was cut short after its size was taken: stat reports 1000 bytes more."""
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        real = super().stat(follow_symlinks=follow_symlinks)
+        return os.stat_result((*real[:6], real.st_size + 1000, *real[7:]))
+
+
+def test_a_file_cut_short_while_its_spans_are_found_ends_where_the_reads_end(tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"aaaa\nbb\ncc\n")
+    spans = line_spans(_CutShort(path), 3)
+    assert spans == [LineSpan(0, 5, 0), LineSpan(5, 11, 1)]  # no span past the end
+
+
+def _reference_spans(data: bytes, target: int) -> list[LineSpan]:
+    """The spans as defined: cut at the first line end at or after `target` bytes past a span's start."""
+    spans, start, first = [], 0, 0
+    while start + target < len(data) and (at := data.find(b"\n", start + target)) != -1:
+        spans.append(LineSpan(start, at + 1, first))
+        first += data.count(b"\n", start, at + 1)
+        start = at + 1
+    if start < len(data) or not spans:
+        spans.append(LineSpan(start, len(data), first))
+    return spans
+
+
+@pytest.mark.parametrize("target", [1 << 20, BLOCK - 3, BLOCK, BLOCK + 7, 3 * BLOCK])
+def test_spans_are_found_across_block_boundaries(tmp_path: Path, target: int) -> None:
+    rng = random.Random(target)
+    data = b"".join(b"x" * rng.randrange(0, 300_000) + b"\n" for _ in range(70)) + b"tail"
+    assert len(data) > 2 * BLOCK
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    assert line_spans(path, target) == _reference_spans(data, target)

@@ -9,8 +9,8 @@ import pytest
 
 from stellar_data.recipe import SourceSpec
 from stellar_data.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
-from stellar_data.sources import RawItem, Rejection, SourceFile
-from stellar_data.steps.assemble import assemble
+from stellar_data.sources import ItemBatch, RawItem, Rejection, SourceFile
+from stellar_data.steps.assemble import LOCATION_COLUMN, assemble
 
 FILE = SourceFile(Path("/nowhere/sub/data.json"), "sub/data.json")
 
@@ -40,6 +40,7 @@ def test_raw_items_become_records_with_row_ids() -> None:
             "template_id": None,
             "original_id": None,
             "copy_index": 0,
+            "_location": "item 0",
         },
         {
             "id": "general:1",
@@ -55,6 +56,7 @@ def test_raw_items_become_records_with_row_ids() -> None:
             "template_id": None,
             "original_id": None,
             "copy_index": 0,
+            "_location": "item 1",
         },
     ]
     assert quarantine.height == 0
@@ -63,15 +65,15 @@ def test_raw_items_become_records_with_row_ids() -> None:
 
 def test_frame_and_quarantine_have_the_explicit_schemas() -> None:
     frame, quarantine, _ = assemble([item(0)], spec(), FILE)
-    assert frame.to_arrow().schema.names == RECORD_SCHEMA.names
-    assert frame.schema == pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
+    assert frame.columns == [*RECORD_SCHEMA.names, LOCATION_COLUMN]
+    assert frame.drop(LOCATION_COLUMN).schema == pl.from_arrow(RECORD_SCHEMA.empty_table()).schema
     assert quarantine.schema == pl.from_arrow(QUARANTINE_SCHEMA.empty_table()).schema
 
 
 def test_no_entries_gives_empty_typed_frames() -> None:
     frame, quarantine, stats = assemble([], spec(), FILE)
     assert frame.height == 0 and quarantine.height == 0
-    assert frame.columns == list(RECORD_SCHEMA.names)
+    assert frame.columns == [*RECORD_SCHEMA.names, LOCATION_COLUMN]
     assert quarantine.columns == list(QUARANTINE_SCHEMA.names)
     assert (stats.total, stats.kept) == (0, 0) and stats.reconciles
 
@@ -214,3 +216,52 @@ def test_stats_reconcile_on_a_mixed_batch() -> None:
     assert sum(stats.dropped.values()) == quarantine.height
     assert dict(stats.dropped) == {"empty_option": 12, "wrong_type": 7}
     assert quarantine.group_by("rule").len().sort("rule").rows() == [("empty_option", 12), ("wrong_type", 7)]
+
+
+# --- locations and unencodable text -----------------------------------------------------------
+
+
+def batch(kind: str, rows: list[int], instructions: list[object] | None = None) -> ItemBatch:
+    texts = instructions if instructions is not None else [f"q{r}" for r in rows]
+    return ItemBatch(kind, rows, texts, [""] * len(rows), ["a"] * len(rows))
+
+
+def test_each_record_carries_its_adapters_location_in_file_order() -> None:
+    entries = [
+        batch("line", [0, 1]),
+        RawItem(row=2, location="row 4 (ID 41)", instruction="q", input="", output="a"),
+        batch("item", [3, 5], ["q3", 7]),  # item 5 is refused (wrong type)
+        item(6),
+    ]
+    frame, quarantine, _ = assemble(entries, spec(), FILE)
+    assert frame.select("source_row", LOCATION_COLUMN).rows() == [
+        (0, "line 1"), (1, "line 2"), (2, "row 4 (ID 41)"), (3, "item 3"), (6, "item 6"),
+    ]  # fmt: skip
+    assert quarantine.select("location", "rule").rows() == [("item 5", "wrong_type")]
+
+
+def test_a_lone_surrogate_in_a_text_quarantines_only_its_item() -> None:
+    entries = [
+        item(0),
+        item(1, "bad \ud800 text"),
+        batch("line", [2, 3], ["fine", "x\udfff"]),
+        item(4, output="ok", key="k4", original_id="\udc80"),
+    ]
+    frame, quarantine, stats = assemble(entries, spec(), FILE)
+    assert frame["source_row"].to_list() == [0, 2]
+    assert frame[LOCATION_COLUMN].to_list() == ["item 0", "line 3"]
+    rows = quarantine.select("location", "rule", "id", "message").rows()
+    assert rows == [
+        ("item 1", "invalid_unicode", "general:1", "\\ud800 is a lone surrogate, not a character"),
+        ("line 4", "invalid_unicode", "general:3", "\\udfff is a lone surrogate, not a character"),
+        ("item 4", "invalid_unicode", "general:k4", "\\udc80 is a lone surrogate, not a character"),
+    ]
+    assert "\ufffd" in quarantine["raw"][0]
+    assert (stats.total, stats.kept, dict(stats.dropped)) == (5, 2, {"invalid_unicode": 3})
+    assert stats.reconciles
+
+
+def test_a_rejection_whose_raw_text_holds_a_lone_surrogate_is_still_written() -> None:
+    entries = [Rejection(0, "line 1", "malformed_json", "bad \ud800", raw='{"a": "\udc00"}'), item(1)]
+    _, quarantine, _ = assemble(entries, spec(), FILE)
+    assert quarantine.select("message", "raw").row(0) == ("bad \ufffd", '{"a": "\ufffd"}')

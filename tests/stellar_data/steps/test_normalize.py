@@ -98,6 +98,82 @@ def test_control_characters_are_removed_but_tab_and_newline_kept() -> None:
     assert one("a\x00b\x07c\x1fd\te\nf") == "abcd\te\nf"
 
 
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u202a",
+        "\u202b",
+        "\u202c",
+        "\u202d",
+        "\u202e",
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",
+        "\u200e",
+        "\u200f",
+        "\u061c",
+    ],
+)
+def test_bidirectional_controls_are_removed(char: str) -> None:
+    assert one(f"{char}price{char} 10\u202e$") == "price 10$"
+    _, stats = normalize(frame_of(("q", "", f"a{char}b"), ("q", "", "ab")), NONE, "s")
+    assert stats.notes["changed"] == 1
+
+
+ZWJ, ZWNJ = "\u200d", "\u200c"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"می{ZWNJ}خواهم",  # Persian: ZWNJ between two Arabic-script letters
+        f"\u0915\u094d{ZWJ}\u0937",  # Devanagari: ZWJ after a virama (half form)
+        f"\u0d15\u0d4d{ZWNJ}",  # Malayalam, at the end of the text
+        f"\u0dbb\u0dca{ZWJ}\u0dba",  # Sinhala: rakaaraansaya
+        f"\u182d{ZWJ}",  # Mongolian
+        f"x{ZWNJ}{ZWJ}\u0628",  # a run of joiners before an Arabic letter
+        f"\U0001f468{ZWJ}\U0001f469{ZWJ}\U0001f467",  # family
+        f"\U0001f469{ZWJ}\u2695\ufe0f",  # woman health worker
+        f"\U0001f3f3\ufe0f{ZWJ}\U0001f308",  # rainbow flag
+        f"\U0001f3c3\U0001f3fd{ZWJ}\u2640\ufe0f",  # woman running, skin tone
+        f"\U0001f408{ZWJ}\u2b1b",  # black cat
+    ],
+)
+def test_joiners_a_script_or_an_emoji_sequence_needs_are_kept(text: str) -> None:
+    assert one(text) == text
+    _, stats = normalize(frame_of(("q", "", text)), NONE, "s")
+    assert stats.notes["changed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"ab{ZWJ}cd", "abcd"),  # Latin
+        (f"中{ZWNJ}文{ZWJ}字", "中文字"),  # Han
+        (f"\U0001f600{ZWJ}a", "\U0001f600a"),  # an emoji, then no emoji
+        (f"\U0001f600{ZWJ}{ZWJ}\U0001f600", "\U0001f600\U0001f600"),  # no sequence has two ZWJs in a row
+        (f"\U0001f600{ZWNJ}\U0001f600", "\U0001f600\U0001f600"),  # emoji sequences join by ZWJ only
+        (f"{ZWJ}start and end{ZWNJ}", "start and end"),
+        (f"a\u200e{ZWJ}\u200fb", "ab"),  # judged by the visible neighbours
+        (f"\u0915\u200e{ZWJ}\u0937", f"\u0915{ZWJ}\u0937"),
+    ],
+)
+def test_joiners_elsewhere_are_removed(text: str, expected: str) -> None:
+    assert one(text) == expected
+
+
+def test_the_joiners_of_the_real_sources_are_all_kept(shared_sources: Path) -> None:
+    # The recipe sources hold none; these LLaMA-Factory demo files hold Persian ZWNJs and emoji ZWJs.
+    texts = []
+    for name in ("dpo_zh_demo.json", "kto_en_demo.json"):
+        texts += re.findall(r'"((?:[^"\\]|\\.)*)"', (shared_sources / "LLaMA-Factory/data" / name).read_text("utf-8"))
+    texts = [json.loads(f'"{t}"') for t in texts if ZWJ in t or ZWNJ in t]
+    assert len(texts) >= 3
+    out, _ = normalize(frame_of(*[("q", "", t) for t in texts]), NONE, "s")
+    assert [t.count(ZWJ) + t.count(ZWNJ) for t in out["output"]] == [t.count(ZWJ) + t.count(ZWNJ) for t in texts]
+
+
 # --- NFC ----------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from stellar_data.record import RECORD_SCHEMA
 from stellar_data.resources import load_schema
+from stellar_data.steps.assemble import LOCATION_COLUMN
 from stellar_data.steps.validate import RecordValidator
 
 SCHEMA = load_schema("record.schema.json")
@@ -303,3 +304,15 @@ def test_top_level_keyword_outside_the_compiled_set_is_still_enforced() -> None:
     got, expected = rejected_ids(rows, schema)
     assert expected == {1}
     assert got == expected
+
+
+# --- the adapter's location ---------------------------------------------------------------------
+
+
+def test_a_failure_carries_the_adapters_location_and_the_valid_frame_drops_it() -> None:
+    frame = frame_of([record(), record(id="general:1", source_row=1, output=""), record(id="general:2")])
+    frame = frame.with_columns(pl.Series(LOCATION_COLUMN, ["line 1", "line 5", "line 9"]))
+    valid, failures, _ = RecordValidator(SCHEMA)(frame, "general")
+    assert valid.columns == list(RECORD_SCHEMA.names)
+    assert valid["id"].to_list() == ["general:0", "general:2"]
+    assert [(f[0]["id"], f[0][LOCATION_COLUMN], f[1]) for f in failures] == [("general:1", "line 5", "invalid_output")]

@@ -63,9 +63,9 @@ def crafted(tmp_path_factory: pytest.TempPathFactory, heldout: list[EvalItem]) -
         *({"instruction": f"Say {n}.", "input": "", "output": str(n)} for n in range(4)),
     ]
     root = tmp_path_factory.mktemp("crafted")
-    write_json(root / "data.json", records)
+    write_json(root / "src" / "data.json", records)
     corpus = stellar_data.build(
-        alpaca_recipe(root, extra="[split]\nvalidation_fraction = 0.0"), out=root / "out", workers=1
+        alpaca_recipe(root, sources="src", extra="[split]\nvalidation_fraction = 0.0"), out=root / "out", workers=1
     )
     return corpus.path, [choice, subjective, other]
 
