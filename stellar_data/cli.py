@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .errors import StellarDataError
 from .faults import Terminated
@@ -23,9 +24,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-console = Console(stderr=True)
+# markup off: messages, paths and cells print as written ("[corpus]", "cells[0]", "a[/x]b.json");
+# colour only through `_say` and Text
+console = Console(stderr=True, markup=False)
 if not console.is_terminal:  # logs and CI: wide enough for the tables, no wrapping
-    console = Console(stderr=True, width=160)
+    console = Console(stderr=True, width=160, markup=False)
+_STYLES = {"error": "bold red", "warning": "yellow", "note": ""}
+
+
+def _say(kind: str, message: str) -> None:
+    """One `error:` / `warning:` / `note:` line, the message exactly as written."""
+    console.print(Text(f"{kind}:", style=_STYLES[kind]), Text(message), highlight=False, soft_wrap=True)
+
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpus/default.toml.")]
 SourcesOpt = Annotated[
@@ -67,12 +77,12 @@ def _run(call: Callable[[Callable[[str, int, int], None]], T]) -> T:
         raise _fail(exc) from None
     except (KeyboardInterrupt, Terminated) as exc:
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        console.print(f"[bold red]error:[/] interrupted ({signal_name})", highlight=False)
+        _say("error", f"interrupted ({signal_name})")
         raise typer.Exit(code=143 if isinstance(exc, Terminated) else 130) from None
 
 
 def _fail(exc: StellarDataError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    _say("error", str(exc))
     return typer.Exit(code=2)
 
 
@@ -92,9 +102,9 @@ def build(
     )
     manifest = corpus.manifest
     for note in manifest["volatile"].get("recovered", []):
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        _say("note", note)
     for warning in manifest["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _say("warning", warning)
     table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")
     columns = (
         "read",
@@ -153,7 +163,7 @@ def plan(
         table.add_row(*row)
     console.print(table)
     for warning in result.mix.warnings if result.mix else ():
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _say("warning", warning)
     console.print(f"validation: {result.validation_records} records (never mixed)", highlight=False)
 
 
@@ -164,7 +174,7 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
 
     result = _run(lambda report: run_check(recipe, sources=sources, workers=workers, progress=report))
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _say("warning", warning)
     table = Table(title=f"check {recipe}", title_justify="left")
     for column in ("source", "files", "read", "valid", "quarantined", "excluded", "ratio", "limit", "status"):
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
@@ -178,7 +188,7 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
             str(sum(s.excluded.values())),
             f"{s.ratio:.1%}",
             f"{s.limit:.1%}",
-            "ok" if s.ok else "[red]over limit[/]",
+            Text("ok") if s.ok else Text(s.status, style="red"),
         )
     console.print(table)
     for s in result.sources:
@@ -188,7 +198,7 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
         if reasons:
             console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False, soft_wrap=True)
     for error in result.errors:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        _say("error", error)
     if not result.ok:
         raise typer.Exit(code=2)
     console.print("recipe and sources ok", highlight=False)

@@ -145,7 +145,7 @@ def eval_command(
             max_new_tokens=max_new_tokens,
             types=tuple(t.strip() for t in (types or "").split(",") if t.strip()),
         )
-        evaluate(settings, Console(highlight=False))
+        evaluate(settings, Console(highlight=False, markup=False))  # paths and warnings print as written
     except (EvalDataError, TemplateError, ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
 
