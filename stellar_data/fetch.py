@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SourceFileError
+from .errors import RecipeError, SourceFileError
 from .hashing import file_sha256
 from .recipe import FetchSpec, Recipe
 
@@ -84,6 +84,19 @@ def _fetch_hub(spec: FetchSpec, part: Path) -> None:
     shutil.copyfile(cached, part)
 
 
+def check_fetch_target(recipe: Recipe, spec: FetchSpec, root: Path) -> None:
+    """A fetched file is written at `root / spec.path`, which must stay inside `root` (through any
+    symlinked folder too), whatever `allow_outside_sources` says: that key lets a build read
+    elsewhere, never a fetch write there."""
+    real_root = root.resolve()
+    parent = (root / spec.path).parent.resolve()
+    if Path(spec.path).is_absolute() or ".." in Path(spec.path).parts or not parent.is_relative_to(real_root):
+        raise RecipeError(
+            f"recipe {recipe.path}: fetch path {spec.path!r} would be written outside the sources folder "
+            f"{real_root}; fetch paths are relative to it, without '..'"
+        )
+
+
 def fetch_file(spec: FetchSpec, root: Path, *, mirrors: dict[str, str] | None = None, progress: Progress | None = None,
                timeout: float = 60.0) -> Fetched:  # fmt: skip
     target = root / spec.path
@@ -113,4 +126,6 @@ def fetch_sources(recipe: Recipe, root: Path | None = None, *, mirrors: dict[str
     specs = [spec for source in recipe.sources for spec in source.fetch]
     if not specs:
         raise SourceFileError(f"recipe {recipe.path}: no source has [[sources.fetch]] entries")
+    for spec in specs:  # all before the first download: a fetch writes nothing outside `root`
+        check_fetch_target(recipe, spec, root)
     return [fetch_file(spec, root, mirrors=mirrors, progress=progress) for spec in specs]

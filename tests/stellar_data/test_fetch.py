@@ -327,3 +327,43 @@ def test_a_mirror_option_without_from_equals_to_exits_2(bad: str, tmp_path: Path
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "FROM=TO" in result.output, result.output
     assert not (tmp_path / "s").exists()  # nothing was fetched
+
+
+@pytest.mark.parametrize("path", ["../outside.json", "sub/../../outside.json", "/tmp/outside.json", "linked/x.json"])
+def test_a_fetch_path_leaving_the_sources_folder_is_refused_before_any_download(
+    mirror: Mirror, tmp_path: Path, path: str
+) -> None:
+    """A shared recipe cannot make `sources fetch` overwrite a file beside or above the sources
+    folder: every path is checked before the first request, a symlinked folder included."""
+    sources = tmp_path / "sources"
+    (tmp_path / "elsewhere").mkdir()
+    sources.mkdir()
+    (sources / "linked").symlink_to(tmp_path / "elsewhere")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        f"""
+[corpus]
+name = "t"
+
+[[sources]]
+name = "g"
+adapter = "alpaca"
+path = "data.json"
+category = "general"
+lang = "en"
+
+[[sources.fetch]]
+path = "{path}"
+sha256 = "{"0" * 64}"
+url = "{UPSTREAM}someone/data/main/data.json"
+""",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app, ["sources", "fetch", str(recipe), "--sources", str(sources), "--mirror", mirror.mirror_option]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: recipe ") and "outside the sources folder" in lines[0]
+    assert mirror.requests == []
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["elsewhere", "linked", "recipe.toml", "sources"]
