@@ -16,38 +16,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from .errors import QuarantineLimitError, RecipeError, SourceFileError
+from .errors import QuarantineLimitError, SourceFileError
 from .faults import die_with_parent, signals_held
 from .hashing import CONTENT_KEY_DTYPE
-from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
+from .ingest import IngestResult, IngestTask, fold_records, ingest
 from .memory import keep_freed_memory, started_keeping_freed_memory
 from .paths import check_eval_set_paths, check_one_source_per_file, source_files
 from .recipe import Recipe, SourceSpec
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
-from .resources import load_schema
 from .sources import LINE_SPLITTABLE, SourceFile
 from .sources.files import is_json_lines, line_spans
-from .steps.base import StepStats
-from .steps.decontaminate import (
-    EVAL_GRAMS,
-    FOLD_SEED,
-    GramIndex,
-    declared_eval_items,
-    decontaminate,
-    heldout_eval_items,
-)
-from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
-from .steps.expand import expand, load_templates
-from .steps.fold import Grams, TokenHashes, fold_hashes, prefold
-from .steps.holdout import hold_out
-from .steps.mix import MixPlan, apply_mix, plan_mix
-from .steps.neardup import SIGNATURE, near_dedup
-from .steps.split import assign_splits
-from .steps.validate import RecordValidator
+from .steps.base import RECORD_STEPS, GlobalStep, StepContext, StepStats, passing_stats, per_source_stats
+from .steps.decontaminate import EVAL_GRAMS, Decontaminate, GramIndex, declared_eval_items, heldout_eval_items
+from .steps.dedup import RANK_COLUMNS, ExactDedup
+from .steps.expand import Expand
+from .steps.fold import Grams
+from .steps.holdout import HoldOut
+from .steps.mix import Mix
+from .steps.neardup import SIGNATURE, NearDedup
+from .steps.split import Split
 from .writers.quarantine import rejection_counts
 
 
@@ -71,9 +63,6 @@ THIN_COLUMNS = (
     "_hash", "_split_u", "_order", *RANK_COLUMNS, "_table_row",
 )  # fmt: skip
 """The columns the global steps decide on: no text."""
-
-FINAL_COLUMNS = ("id", "source", "category", "lang", "split", "copy_index", "_order", "_table_row")
-"""The columns of `Computed.final` (with the `_x_*` strata when the records have them)."""
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
@@ -278,6 +267,15 @@ def _offset(progress: Progress | None, done: int, total: int) -> Progress | None
     return lambda stage, n, _: progress(stage, done + n, total)
 
 
+GLOBAL_STEPS: tuple[type[GlobalStep], ...] = (ExactDedup, NearDedup, HoldOut, Decontaminate, Split, Expand, Mix)
+"""The global steps, in order: filters on items (dedup, near-dedup, hold-out, decontamination), the
+train / validation split (on items, so an item's variants never straddle the splits), template
+expansion, and the mixture of the train split."""
+
+STEPS = (*RECORD_STEPS, *(step.name for step in GLOBAL_STEPS))
+"""Every step, in pipeline order (the manifest's `steps` rows per source)."""
+
+
 @dataclass(frozen=True)
 class Computed:
     """Everything the global steps produced, for the writers and the manifest."""
@@ -286,32 +284,26 @@ class Computed:
     """Per (step, source), every step in STEPS."""
     rejected: pl.DataFrame
     """Quarantine rows from reading and validation (the quarantined / excluded counts)."""
-    duplicates: pl.DataFrame
-    """Exact duplicates dropped by dedup, with the id of the record kept (`kept_id`)."""
-    near_duplicates: pl.DataFrame
-    """Near-duplicates dropped, with `kept_id` and `similarity`."""
-    contaminated: pl.DataFrame
-    """Items removed by decontamination, with `eval_set`, `eval_id`, `overlap`, `span`."""
+    removed: dict[str, pl.DataFrame]
+    """Per filtering step that ran: the rows it removed, with its evidence columns."""
     final: pl.DataFrame
-    """Train (mixed) and validation records as thin rows (no text): id, source, category, lang,
-    `split`, `copy_index`, `_order`, the `_x_type` / `_x_subfield` strata, and `_table_row`, the row of
-    `table` holding the record's columns."""
+    """Train (mixed) and validation records as thin rows (no text): FINAL_COLUMNS with the `_x_type` /
+    `_x_subfield` strata; `_table_row` is the row of `table` holding the record's columns."""
     table: pl.DataFrame
     """Every record's columns, text included, held once; `final` points into it (see SplitRecords)."""
     held: pl.DataFrame
     """Held-out item records."""
-    mix: MixPlan | None = None
-    copy_factors: dict[str, dict[int, int]] = field(default_factory=dict)
-    """Per category: {times a record appears in train: records}."""
-    before_mix: dict[str, int] = field(default_factory=dict)
-    """Train records per category before mixing."""
-    near_dup_report: dict | None = None
-    decontamination_report: dict | None = None
+    reports: dict[str, Any]
+    """Per step `report_key`: its manifest section (None when the recipe turns the step off)."""
+    details: dict[str, Any]
+    """Per step name: what it decided, for in-memory readers (`details["mix"]`: MixOutcome)."""
+    warnings: tuple[str, ...] = ()
     step_seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of each global step (`load`: reading the workers' records)."""
 
 
 def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
+    """The global steps over every record the workers wrote, in GLOBAL_STEPS order."""
     stats = merged_stats(results)
     rejected = pl.concat([r.quarantine for r in results]) if results else quarantine_frame([])
     check_quarantine_limits(recipe, stats, rejected)
@@ -327,136 +319,51 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
             f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
         )
     strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
-    signature = [SIGNATURE] if SIGNATURE in records.columns else []
-    eval_grams = [EVAL_GRAMS] if EVAL_GRAMS in records.columns else []
-    thin = records.select(*THIN_COLUMNS, *strata, *signature, *eval_grams)
-    with clock("dedup"):
-        kept, duplicates, dedup_stats = exact_dedup(thin, enabled=recipe.exact_dedup)
-    near_report = None
-    if recipe.near_dedup is not None:
-        with clock("neardup"):
-            kept, near, near_stats, near_report = near_dedup(kept, recipe.near_dedup)
-    else:
-        near, near_stats = kept.clear(), per_source_stats("neardup", kept, kept.clear(), "near_duplicate")
-    kept = kept.drop(signature)
-    holdouts = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
-    with clock("holdout"):
-        kept, held, holdout_stats = hold_out(kept, holdouts, recipe.seed)
-    held_records = records.join(held.select("id"), on="id", how="semi")
-    with clock("decontaminate"):
-        kept, contaminated, decon_stats, decon_report = _decontaminate(recipe, records, kept, held_records)
-    table = records.drop(signature + eval_grams)  # not needed any more
-    with clock("split"):
-        assigned, split_stats = assign_splits(kept, {s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
-    for step_stats in (
-        *dedup_stats.values(),
-        *near_stats.values(),
-        *holdout_stats.values(),
-        *decon_stats.values(),
-        *split_stats.values(),
-    ):
-        stats[(step_stats.step, step_stats.source)] = step_stats
-    with clock("expand"):
-        final, table = _expand(recipe, assigned, table, stats)
-
-    # From here on only what mixing, the writers and the manifest read: the keys the steps decided on
-    # (hashes, draws, ranks) would be copied by the filters below and kept through the write phase.
-    final = final.select(*FINAL_COLUMNS, *strata)
-    train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
-    # Every category a source declares, with 0 where no record reached train (an empty category).
-    before_mix = {spec.category: 0 for spec in recipe.sources} | dict(train.group_by("category").len().iter_rows())
-    before_mix = dict(sorted(before_mix.items()))
-    mix_plan, factors = None, {}
-    if recipe.mix is not None:
-        mix_plan = plan_mix(before_mix, recipe.mix)
-        with clock("mix"):
-            train, mix_stats, factors = apply_mix(train, mix_plan, recipe.seed)
-    else:
-        mix_stats = {}
-    for spec in recipe.sources:
-        step_stats = mix_stats.get(spec.name)
-        if step_stats is None:  # no mix (or no train records): a pass-through step
-            n = train.filter(pl.col("source") == spec.name).height
-            step_stats = StepStats("mix", spec.name, n, n)
-            step_stats.notes.update({"copies": 0, "records": n})
-        stats[("mix", spec.name)] = step_stats
-    final = pl.concat([train, validation], how="diagonal_relaxed")
+    similarity = [c for c in (SIGNATURE, EVAL_GRAMS) if c in records.columns]
+    thin = records.select(*THIN_COLUMNS, *strata, *similarity)
+    ctx = StepContext(recipe, table=records.drop(similarity), held=records.drop(similarity).clear())
+    del records
+    removed: dict[str, pl.DataFrame] = {}
+    reports: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    warnings: list[str] = []
+    for step_class in GLOBAL_STEPS:
+        step = step_class.from_recipe(recipe)
+        if step_class.report_key is not None:
+            reports[step_class.report_key] = None
+        if step is None:  # turned off by the recipe: every row passes
+            for source, step_stats in passing_stats(step_class.name, thin).items():
+                stats[(step_class.name, source)] = step_stats
+            continue
+        with clock(step_class.name):
+            result = step.run(thin, ctx)
+        step_stats = result.stats
+        if step_stats is None:
+            assert step_class.removes is not None and result.removed is not None, step_class.name
+            step_stats = per_source_stats(step_class.name, thin, result.removed, step_class.removes.reason)
+        for source, one in step_stats.items():
+            stats[(step_class.name, source)] = one
+        if result.removed is not None:
+            removed[step_class.name] = result.removed
+        if step_class.report_key is not None:
+            reports[step_class.report_key] = result.report
+        if result.detail is not None:
+            details[step_class.name] = result.detail
+        if result.table is not None:
+            ctx.table = result.table
+        if result.held is not None:
+            ctx.held = result.held
+        warnings += result.warnings
+        thin = result.kept
     return Computed(
         stats=stats,
         rejected=rejected,
-        duplicates=duplicates,
-        near_duplicates=near,
-        contaminated=contaminated,
-        final=final,
-        table=table,
-        held=held_records,
-        mix=mix_plan,
-        copy_factors=factors,
-        before_mix=before_mix,
-        near_dup_report=near_report,
-        decontamination_report=decon_report,
+        removed=removed,
+        final=thin,
+        table=ctx.table,
+        held=ctx.held,
+        reports=reports,
+        details=details,
+        warnings=tuple(warnings),
         step_seconds=clock.seconds,
     )
-
-
-def _decontaminate(
-    recipe: Recipe, records: pl.DataFrame, kept: pl.DataFrame, held: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats], dict | None]:
-    """Remove kept items holding a held-out question or a declared eval set's question."""
-    config = recipe.decontaminate
-    if config is None:
-        return kept, kept.clear(), per_source_stats("decontaminate", kept, kept.clear(), "contaminated"), None
-    items = heldout_eval_items(held, config, recipe.protected_terms)
-    items += declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
-    if EVAL_GRAMS not in kept.columns:  # a build with no records at all
-        kept = kept.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
-    convert = {spec.name: spec.opencc == "none" for spec in recipe.sources}
-
-    def record_tokens(rows: list[int]) -> TokenHashes:
-        """Rows of `kept` folded as the workers fold them (t2s only for sources not converted)."""
-        chosen = kept.select("source", "_table_row")[rows]
-        texts = record_text(records.select(pl.all().gather(chosen["_table_row"])))
-        converting = [i for i, source in enumerate(chosen["source"].to_list()) if convert[source]]
-        if converting:
-            at = pl.Series(converting, dtype=pl.UInt32)
-            converted = prefold(texts.gather(at), convert_traditional=True, protected_terms=recipe.protected_terms)
-            texts = texts.scatter(at, converted)
-        return fold_hashes(texts, convert_traditional=False, protected_terms=recipe.protected_terms, seed=FOLD_SEED)
-
-    kept, removed, stats, report = decontaminate(kept, items, config, record_tokens)
-    return kept.drop(EVAL_GRAMS), removed.drop(EVAL_GRAMS), stats, report
-
-
-def _expand(
-    recipe: Recipe, assigned: pl.DataFrame, table: pl.DataFrame, stats: dict[tuple[str, str], StepStats]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Template expansion per source (a pass-through step for sources without templates).
-
-    A source with templates has its items replaced by their variants: the variants' columns are
-    appended to the record table, and thin rows pointing at them replace the items'.
-    """
-    expanding = [spec for spec in recipe.sources if spec.expand is not None]
-    records = dict(assigned.group_by("source").len().iter_rows())
-    for spec in recipe.sources:
-        if spec.expand is None:
-            n = records.get(spec.name, 0)
-            stats[("expand", spec.name)] = StepStats("expand", spec.name, n, n, notes=Counter(records=n))
-    if not expanding:  # no copy of the rows (a filter would make one, ~150 MB at 1M records)
-        return assigned, table
-    validator = RecordValidator(load_schema("record.schema.json"))
-    parts = [assigned.filter(~pl.col("source").is_in([spec.name for spec in expanding]))]
-    for spec in expanding:
-        part = assigned.filter(pl.col("source") == spec.name)
-        items = table.select(pl.all().gather(part["_table_row"])).with_columns(part["split"])
-        variants, step_stats = expand(items, spec.expand, load_templates(spec.expand.templates), recipe.seed, spec.name)
-        _, failures, _ = validator(variants, spec.name)
-        if failures:  # templates are ours: a variant that fails the schema is a template bug
-            record, rule, message = failures[0]
-            raise RecipeError(
-                f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
-            )
-        variants = variants.with_columns((pl.int_range(pl.len(), dtype=pl.UInt32) + table.height).alias("_table_row"))
-        table = pl.concat([table, variants.select(table.columns)])
-        parts.append(variants.select(assigned.columns))
-        stats[("expand", spec.name)] = step_stats
-    return pl.concat(parts), table

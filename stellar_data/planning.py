@@ -72,4 +72,5 @@ def mixture_plan(recipe: str | Path | Recipe, *, sources: str | Path | None = No
     train = computed.final.filter(pl.col("split") == "train")
     after = dict(train.group_by("category").len().iter_rows())
     validation = computed.final.height - train.height
-    return MixtureReport(computed.mix, computed.before_mix, after, computed.copy_factors, validation)
+    mixed = computed.details["mix"]
+    return MixtureReport(mixed.plan, mixed.before, after, mixed.copy_factors, validation)

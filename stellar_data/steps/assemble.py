@@ -14,14 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..recipe import SourceSpec
 from ..record import EXTRA_PREFIX, RECORD_SCHEMA, TEXT_FIELDS, frame_schema, quarantine_frame
 from ..sources.base import Entry, ItemBatch, RawItem, Rejection, SourceFile
 from ..sources.files import excerpt
+
+if TYPE_CHECKING:
+    from ..recipe import SourceSpec
 from ..text import HAN_CLASS
 from .base import StepStats
 

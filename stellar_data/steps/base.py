@@ -1,19 +1,34 @@
-"""The step contract: every step reports `total / kept / dropped_<reason>` per source.
+"""The step contracts. Two kinds of step, each with one small contract:
 
-Steps are pure functions over polars frames; the orchestrator (build.py) merges their counts
-into the manifest, where per source they reconcile: a step's `total` equals `kept` plus the sum
-of its drops, and a step's `kept` is the next step's `total`.
+- A **record-local step** (read, normalize, validate) sees one file's records at a time, in a worker;
+  it lives in ingest.py's chain (RECORD_STEPS names them in order).
+- A **global step** sees every record at once as thin columns (no text) and decides which go on:
+  `run(thin, ctx) -> StepResult`. The pipeline is one declared list of global step classes
+  (pipeline.GLOBAL_STEPS); each class builds itself from its recipe section (`from_recipe`, None
+  when the recipe turns it off) and declares what it removes (`removes`: the drop reason, which is
+  also the quarantine rule, the manifest's per-source count and the quarantine message).
+
+Every count is derived from the step list, never written out per step: the runner counts a step's
+`total / kept / dropped_<reason>` per source from its input and its `removed` rows (a step that makes
+or multiplies records says its own counts in `StepResult.stats`), and the manifest's per-source
+counts are each step's `source_counts`. Per source they reconcile: a step's `total` equals `kept`
+plus the sum of its drops, and a step's `kept` is the next step's `total` (for expand and mix, which
+make records from items, `notes.records` is what they put out).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-STEPS = ("read", "normalize", "validate", "dedup", "neardup", "holdout", "decontaminate", "split", "expand", "mix")
-"""Every step, in pipeline order; per source, each step's `kept` is the next one's `total`
-(for expand and mix, which make records from items, `notes.records` is what they put out)."""
+import polars as pl
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
+RECORD_STEPS = ("read", "normalize", "validate")
+"""The record-local steps, in order (ingest.py runs them in each worker)."""
 SPLITS = ("train", "validation")
 
 
@@ -44,3 +59,97 @@ class StepStats:
         row.update({f"dropped_{reason}": n for reason, n in sorted(self.dropped.items())})
         row.update({reason: n for reason, n in sorted(self.notes.items())})
         return row
+
+
+def per_source_stats(step: str, before: pl.DataFrame, dropped: pl.DataFrame, reason: str) -> dict[str, StepStats]:
+    """A filtering step's counts per source: `before` rows in, `dropped` rows out for `reason`."""
+    totals = dict(before.group_by("source").len().iter_rows())
+    drops = dict(dropped.group_by("source").len().iter_rows())
+    stats = {}
+    for source, total in totals.items():
+        n = drops.get(source, 0)
+        step_stats = StepStats(step, source, total=total, kept=total - n)
+        if n:
+            step_stats.dropped[reason] = n
+        stats[source] = step_stats
+    return stats
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a filtering global step removes, declared once."""
+
+    reason: str
+    """The drop reason in the step's counts, and the quarantine rule of the removed rows."""
+    count: str
+    """The manifest's per-source count of removed items (e.g. `duplicates`)."""
+    label: str
+    """The count's column heading (CLI, report)."""
+    message: pl.Expr | None
+    """The quarantine message over the removed rows' evidence columns; None: the removed rows are
+    not quarantined (held-out items go to the benchmark instead)."""
+
+
+@dataclass
+class StepContext:
+    """What a global step may read besides its thin rows. Owned by one run of the pipeline."""
+
+    recipe: Recipe
+    table: pl.DataFrame
+    """Every record's columns, text included; thin rows point into it by `_table_row`."""
+    held: pl.DataFrame
+    """Records of the held-out items (set by the hold-out step)."""
+
+
+@dataclass
+class StepResult:
+    kept: pl.DataFrame
+    """The thin rows that go on to the next step."""
+    removed: pl.DataFrame | None = None
+    """Rows removed for the step's declared `removes.reason`, with their evidence columns."""
+    stats: dict[str, StepStats] | None = None
+    """Per-source counts, for steps that make or multiply records; None: the runner derives them
+    from the input and `removed`."""
+    report: Any = None
+    """The step's manifest section (under `report_key`), JSON-able."""
+    detail: Any = None
+    """What the step decided, for in-memory readers (e.g. the mixture plan for `stellar-data plan`)."""
+    table: pl.DataFrame | None = None
+    """The record table, when the step added records to it."""
+    held: pl.DataFrame | None = None
+    """Records the step set aside as a benchmark."""
+    warnings: tuple[str, ...] = ()
+    """For the console and the manifest's `warnings`."""
+
+
+class GlobalStep(Protocol):
+    name: ClassVar[str]
+    removes: ClassVar[Removal | None]
+    """Declared by filtering steps; None for steps that only annotate, make or multiply records."""
+    report_key: ClassVar[str | None]
+    """The manifest's top-level key of the step's report (None when it has none): null there when the
+    recipe turns the step off."""
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> GlobalStep | None: ...
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult: ...
+
+    @classmethod
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]: ...
+
+
+class Filter:
+    """The common behaviour of filtering global steps: their per-source count is their removals."""
+
+    removes: ClassVar[Removal]
+    report_key: ClassVar[str | None] = None
+
+    @classmethod
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]:
+        return {cls.removes.count: stats.dropped.get(cls.removes.reason, 0)}
+
+
+def passing_stats(step: str, thin: pl.DataFrame) -> dict[str, StepStats]:
+    """The counts of a step the recipe turns off: every source's rows pass."""
+    return {source: StepStats(step, source, n, n) for source, n in thin.group_by("source").len().iter_rows()}

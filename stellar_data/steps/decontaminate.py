@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -36,9 +36,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceFileError
-from .base import StepStats
-from .dedup import per_source_stats
-from .fold import Grams, TokenHashes, fold_hashes, fold_texts
+from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
+from .fold import Grams, TokenHashes, fold_hashes, fold_texts, prefold
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 EVAL_GRAMS = "_eval_grams"
 """Per record: the hashes of its n-grams that some eval question holds (the GramIndex's hits)."""
@@ -434,3 +436,53 @@ def _best_matches(
             continue  # a short question without its options / answer is not the eval item
         best[row] = (item.eval_set, item.item_id, overlap, _span(item, set(shared)))
     return best
+
+
+class Decontaminate(Filter):
+    """`[decontaminate]`: items holding a held-out question or a declared eval set's question."""
+
+    name = "decontaminate"
+    removes = Removal(
+        "contaminated",
+        "decontaminated",
+        "decontaminated",
+        pl.format(
+            "holds {} item {} ({}% of its n-grams): «{}»",
+            pl.col("eval_set"),
+            pl.col("eval_id"),
+            (pl.col("overlap") * 100).round(0).cast(pl.Int64).cast(pl.String),
+            pl.col("span"),
+        ),
+    )
+    report_key = "decontamination"
+
+    def __init__(self, recipe: Recipe, config: DecontaminateConfig) -> None:
+        self.recipe, self.config = recipe, config
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Decontaminate | None:
+        return None if recipe.decontaminate is None else cls(recipe, recipe.decontaminate)
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        recipe, config = self.recipe, self.config
+        items = heldout_eval_items(ctx.held, config, recipe.protected_terms)
+        items += declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
+        if EVAL_GRAMS not in thin.columns:  # a build with no records at all
+            thin = thin.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
+        convert = {spec.name: spec.opencc == "none" for spec in recipe.sources}
+
+        def record_tokens(rows: list[int]) -> TokenHashes:
+            """Rows of `thin` folded as the workers fold them (t2s only for sources not converted)."""
+            from ..ingest import record_text
+
+            chosen = thin.select("source", "_table_row")[rows]
+            texts = record_text(ctx.table.select(pl.all().gather(chosen["_table_row"])))
+            converting = [i for i, source in enumerate(chosen["source"].to_list()) if convert[source]]
+            if converting:
+                at = pl.Series(converting, dtype=pl.UInt32)
+                converted = prefold(texts.gather(at), convert_traditional=True, protected_terms=recipe.protected_terms)
+                texts = texts.scatter(at, converted)
+            return fold_hashes(texts, convert_traditional=False, protected_terms=recipe.protected_terms, seed=FOLD_SEED)
+
+        kept, removed, _, report = decontaminate(thin, items, config, record_tokens)
+        return StepResult(kept.drop(EVAL_GRAMS), removed.drop(EVAL_GRAMS), report=report)

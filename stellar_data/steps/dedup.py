@@ -8,21 +8,20 @@ otherwise. Works on thin columns only: id, source, content hash and the ranking 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
-from .base import StepStats
+from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 RANK_COLUMNS = ("_rank", "_source_order", "_file_index", "source_row")
 
 
-def exact_dedup(thin: pl.DataFrame, *, enabled: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats]]:
+def exact_dedup(thin: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats]]:
     """thin: id, source, _hash and RANK_COLUMNS. Returns (kept, duplicates with `kept_id`, stats per source)."""
-    if not enabled:  # `[dedup] exact = false`: everything kept, the step still reports its counts
-        return (
-            thin,
-            thin.clear().with_columns(pl.lit(None, dtype=pl.String).alias("kept_id")),
-            per_source_stats("dedup", thin, thin.clear(), "duplicate"),
-        )
     # Rank and group row numbers only: sorting the thin frame itself (ids, groups, ...) would copy it.
     ranked = thin.select("_hash", *RANK_COLUMNS).with_row_index("_row").sort(list(RANK_COLUMNS))
     ranked = ranked.select("_row", pl.col("_row").first().over("_hash").alias("_kept_row"))
@@ -34,14 +33,18 @@ def exact_dedup(thin: pl.DataFrame, *, enabled: bool = True) -> tuple[pl.DataFra
     return kept, duplicates, stats
 
 
-def per_source_stats(step: str, before: pl.DataFrame, dropped: pl.DataFrame, reason: str) -> dict[str, StepStats]:
-    totals = dict(before.group_by("source").len().iter_rows())
-    drops = dict(dropped.group_by("source").len().iter_rows())
-    stats = {}
-    for source, total in totals.items():
-        n = drops.get(source, 0)
-        step_stats = StepStats(step, source, total=total, kept=total - n)
-        if n:
-            step_stats.dropped[reason] = n
-        stats[source] = step_stats
-    return stats
+class ExactDedup(Filter):
+    """`[dedup] exact`: one record per normalized content."""
+
+    name = "dedup"
+    removes = Removal(
+        "duplicate", "duplicates", "duplicates", pl.format("same normalized content as {}", pl.col("kept_id"))
+    )
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> ExactDedup | None:
+        return cls() if recipe.exact_dedup else None
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        kept, duplicates, _ = exact_dedup(thin)
+        return StepResult(kept, duplicates)

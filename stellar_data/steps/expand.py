@@ -9,15 +9,21 @@ group (and so its split) and get the id `<item id>:t<k>` and a `template_id` nam
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from ..errors import RecipeError
 from ..hashing import seeded_u64
-from .base import StepStats
+from ..resources import load_schema
+from .base import StepContext, StepResult, StepStats
+from .validate import RecordValidator
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe, SourceSpec
 
 PARTS = ("personas", "roles", "framings", "inputs", "outputs")
 TYPE_GROUPS = {
@@ -180,3 +186,57 @@ def expand(frame: pl.DataFrame, config: ExpandConfig, templates: dict[str, Langu
             rows.append(record | variant)
     stats.notes["records"] = len(rows)
     return pl.DataFrame(rows, schema=frame.schema), stats
+
+
+class Expand:
+    """Each source's `templates`: its items replaced by their variants (after the split).
+
+    The variants' columns are appended to the record table, and thin rows pointing at them replace
+    the items'. A source without templates passes its records through."""
+
+    name = "expand"
+    removes = None
+    report_key = None
+
+    def __init__(self, sources: tuple[SourceSpec, ...], seed: int) -> None:
+        self.sources, self.seed = sources, seed
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Expand:
+        return cls(recipe.sources, recipe.seed)
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        expanding = [spec for spec in self.sources if spec.expand is not None]
+        records = dict(thin.group_by("source").len().iter_rows())
+        stats = {
+            spec.name: StepStats("expand", spec.name, n, n, notes=Counter(records=n))
+            for spec in self.sources
+            if spec.expand is None
+            for n in [records.get(spec.name, 0)]
+        }
+        if not expanding:  # no copy of the rows (a filter would make one, ~150 MB at 1M records)
+            return StepResult(thin, stats=stats)
+        table = ctx.table
+        validator = RecordValidator(load_schema("record.schema.json"))
+        parts = [thin.filter(~pl.col("source").is_in([spec.name for spec in expanding]))]
+        for spec in expanding:
+            part = thin.filter(pl.col("source") == spec.name)
+            items = table.select(pl.all().gather(part["_table_row"])).with_columns(part["split"])
+            variants, stats[spec.name] = expand(
+                items, spec.expand, load_templates(spec.expand.templates), self.seed, spec.name
+            )
+            _, failures, _ = validator(variants, spec.name)
+            if failures:  # templates are ours: a variant that fails the schema is a template bug
+                record, rule, message = failures[0]
+                raise RecipeError(
+                    f"templates {spec.expand.templates}: variant {record['id']} is invalid ({rule}: {message})"
+                )
+            rows = pl.int_range(pl.len(), dtype=pl.UInt32) + table.height
+            variants = variants.with_columns(rows.alias("_table_row"))
+            table = pl.concat([table, variants.select(table.columns)])
+            parts.append(variants.select(thin.columns))
+        return StepResult(pl.concat(parts), stats=stats, table=table)
+
+    @classmethod
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]:
+        return {}

@@ -9,12 +9,15 @@ corpus, in every language, before the train / validation split and before templa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from ..hashing import seeded_u64
-from .base import StepStats
-from .dedup import per_source_stats
+from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,22 @@ def hold_out(
     is_held = pl.col("group").is_in(sorted(held)) & pl.col("source").is_in(sorted(configs))
     kept, removed = frame.filter(~is_held), frame.filter(is_held)
     return kept, removed, per_source_stats("holdout", frame, removed, "held_out")
+
+
+class HoldOut(Filter):
+    """`holdout` of a source: whole groups leave the corpus for the held-out benchmark."""
+
+    name = "holdout"
+    removes = Removal("held_out", "held_out", "held out", None)  # to the benchmark, not the quarantine
+
+    def __init__(self, configs: dict[str, HoldoutConfig], seed: int) -> None:
+        self.configs, self.seed = configs, seed
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> HoldOut | None:
+        configs = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
+        return cls(configs, recipe.seed) if configs else None
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        kept, held, _ = hold_out(thin, self.configs, self.seed)
+        return StepResult(kept, held, held=ctx.table.join(held.select("id"), on="id", how="semi"))

@@ -23,13 +23,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from ..errors import RecipeError
 from ..hashing import seeded_u64s
-from .base import StepStats
+from .base import StepContext, StepResult, StepStats
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe, SourceSpec
+
+FINAL_COLUMNS = ("id", "source", "category", "lang", "split", "copy_index", "_order", "_table_row")
+"""The columns the writers and the manifest read after the last step (with the `_x_*` strata
+when the records have them): mixing copies rows, so it carries no more than these."""
 
 
 @dataclass(frozen=True)
@@ -220,3 +228,90 @@ def apply_mix(
         step_stats.notes["records"] = kept + copies
         stats[source] = step_stats
     return mixed, stats, distribution
+
+
+@dataclass(frozen=True)
+class MixOutcome:
+    """What mixing decided, for `stellar-data plan`."""
+
+    plan: MixPlan | None
+    before: dict[str, int]
+    """Train records per category before mixing (every category a source declares)."""
+    copy_factors: dict[str, dict[int, int]]
+    """Per category: {times a record appears in train: records}."""
+
+
+class Mix:
+    """`[mix]`: the train split rebalanced to its targets; validation as it is. Without a `[mix]`
+    section train keeps every record (a pass-through)."""
+
+    name = "mix"
+    removes = None
+    report_key = "mix"
+
+    def __init__(self, sources: tuple[SourceSpec, ...], config: MixConfig | None, seed: int) -> None:
+        self.sources, self.config, self.seed = sources, config, seed
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Mix:
+        return cls(recipe.sources, recipe.mix, recipe.seed)
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        strata = [c for c in ("_x_type", "_x_subfield") if c in thin.columns]
+        final = thin.select(*FINAL_COLUMNS, *strata)
+        train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
+        # Every category a source declares, with 0 where no record reached train (an empty category).
+        before = {spec.category: 0 for spec in self.sources} | dict(train.group_by("category").len().iter_rows())
+        before = dict(sorted(before.items()))
+        plan, stats, factors = None, {}, {}
+        if self.config is not None:
+            plan = plan_mix(before, self.config)
+            train, stats, factors = apply_mix(train, plan, self.seed)
+        for spec in self.sources:
+            if spec.name not in stats:  # no mix (or no train records): a pass-through
+                n = train.filter(pl.col("source") == spec.name).height
+                stats[spec.name] = StepStats("mix", spec.name, n, n)
+                stats[spec.name].notes.update({"copies": 0, "records": n})
+        return StepResult(
+            pl.concat([train, validation], how="diagonal_relaxed"),
+            stats=stats,
+            report=None if plan is None else self._report(plan, factors),
+            detail=MixOutcome(plan, before, factors),
+            warnings=plan.warnings if plan else (),
+        )
+
+    def _report(self, plan: MixPlan, factors: dict[str, dict[int, int]]) -> dict[str, Any]:
+        """Per category: available, target and achieved records and shares, the copy-factor distribution."""
+        assert self.config is not None
+        total = plan.total_achieved
+        categories = {}
+        for category in plan.categories:
+            categories[category.category] = {
+                "available": category.available,
+                "target": category.target,
+                "achieved": category.achieved,
+                "target_share": round(category.target_share, 6),
+                "achieved_share": round(category.achieved / total, 6) if total else 0.0,
+                "max_copies": self.config.categories[category.category].max_copies,
+                "capped": category.capped,
+                "skipped": category.skipped,
+                "copies": {str(times): n for times, n in factors.get(category.category, {}).items()},
+            }
+        return {
+            "total": self.config.total,
+            "anchor": self.config.anchor,
+            "total_target": plan.total_target,
+            "total_achieved": total,
+            "categories": categories,
+            "warnings": list(plan.warnings),
+        }
+
+    @classmethod
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]:
+        return {
+            "mix": {
+                "before": stats.total,
+                "downsampled": stats.dropped.get("downsampled", 0),
+                "copies": stats.notes.get("copies", 0),
+            }
+        }

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from .base import StepStats
-from .dedup import RANK_COLUMNS, per_source_stats
+from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
+from .dedup import RANK_COLUMNS
 from .fold import Grams
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 SIGNATURE = "_minhash"
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -157,3 +160,31 @@ def _report(roots: np.ndarray, ids: list[str], dropped: pl.DataFrame) -> dict[st
         "cluster_sizes": {str(size): n for size, n in sorted(multi.items())},
         "largest": [{"kept": k, "dropped": d, "min_similarity": round(s, 3)} for k, d, s in biggest.iter_rows()],
     }
+
+
+class NearDedup(Filter):
+    """`[near_dedup]`: one item per cluster of near-duplicates (signatures from the workers)."""
+
+    name = "neardup"
+    removes = Removal(
+        "near_duplicate",
+        "near_duplicates",
+        "near duplicates",
+        pl.format(
+            "near-duplicate of {} (estimated Jaccard {})",
+            pl.col("kept_id"),
+            pl.col("similarity").round(3).cast(pl.String),
+        ),
+    )
+    report_key = "near_duplicates"
+
+    def __init__(self, config: NearDupConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> NearDedup | None:
+        return None if recipe.near_dedup is None else cls(recipe.near_dedup)
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        kept, dropped, _, report = near_dedup(thin, self.config)
+        return StepResult(kept.drop(SIGNATURE), dropped, report=report)

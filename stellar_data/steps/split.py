@@ -7,9 +7,14 @@ group whose records come from sources with different fractions uses the smallest
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
-from .base import StepStats
+from .base import StepContext, StepResult, StepStats
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 
 def assign_splits(thin: pl.DataFrame, fractions: dict[str, float]) -> tuple[pl.DataFrame, dict[str, StepStats]]:
@@ -28,3 +33,31 @@ def assign_splits(thin: pl.DataFrame, fractions: dict[str, float]) -> tuple[pl.D
         step_stats.kept += n
         step_stats.notes[split] += n
     return assigned, stats
+
+
+class Split:
+    """`[split]` and each source's `validation_fraction`: every item to train or validation."""
+
+    name = "split"
+    removes = None
+    report_key = None
+
+    def __init__(self, fractions: dict[str, float]) -> None:
+        self.fractions = fractions
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Split:
+        return cls({s.name: recipe.validation_fraction_of(s) for s in recipe.sources})
+
+    def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
+        assigned, stats = assign_splits(thin, self.fractions)
+        return StepResult(assigned, stats=stats)
+
+    @classmethod
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]:
+        """Items that passed every filter (`kept`), and where they went."""
+        return {
+            "kept": stats.total,
+            "train": stats.notes.get("train", 0),
+            "validation": stats.notes.get("validation", 0),
+        }

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import polars as pl
 
+from ..pipeline import GLOBAL_STEPS, STEPS
 from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
-from ..steps.base import SPLITS, STEPS, StepStats
+from ..steps.base import SPLITS, StepStats
 from .quarantine import rejection_counts
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
         rejected = sum(c["quarantined"].values()) + sum(c["excluded"].values())
         if c["read"] != c["valid"] + rejected:
             problems.append(f"{name}: read {c['read']} != valid {c['valid']} + rejected {rejected}")
-        removed = c["duplicates"] + c["near_duplicates"] + c["held_out"] + c["decontaminated"]
+        removals = [step.removes for step in GLOBAL_STEPS if step.removes is not None]
+        removed = sum(c[r.count] for r in removals)
         if c["valid"] != c["kept"] + removed:
-            parts = f"kept {c['kept']} + duplicates, near-duplicates, held out and decontaminated {removed}"
+            parts = f"kept {c['kept']} + {', '.join(r.label for r in removals)} {removed}"
             problems.append(f"{name}: valid {c['valid']} != {parts}")
         mix = c["mix"]
         if c["records"]["train"] != mix["before"] - mix["downsampled"] + mix["copies"]:
@@ -95,38 +97,13 @@ def removal_quarantine(removed: pl.DataFrame, rule: str, message: pl.Expr) -> pl
 
 
 def removals_quarantine(out: Computed) -> list[pl.DataFrame]:
-    """Exact duplicates, near-duplicates and contaminated items, each naming what it matched."""
+    """The rows each filtering step removed, in step order, with the message its `removes` declares
+    (held-out items are not quarantined: they are the benchmark)."""
     frames = []
-    if out.duplicates.height:
-        frames.append(
-            removal_quarantine(
-                out.duplicates, "duplicate", pl.format("same normalized content as {}", pl.col("kept_id"))
-            )
-        )
-    if out.near_duplicates.height:
-        similarity = pl.col("similarity").round(3).cast(pl.String)
-        frames.append(
-            removal_quarantine(
-                out.near_duplicates,
-                "near_duplicate",
-                pl.format("near-duplicate of {} (estimated Jaccard {})", pl.col("kept_id"), similarity),
-            )
-        )
-    if out.contaminated.height:
-        overlap = (pl.col("overlap") * 100).round(0).cast(pl.Int64).cast(pl.String)
-        frames.append(
-            removal_quarantine(
-                out.contaminated,
-                "contaminated",
-                pl.format(
-                    "holds {} item {} ({}% of its n-grams): «{}»",
-                    pl.col("eval_set"),
-                    pl.col("eval_id"),
-                    overlap,
-                    pl.col("span"),
-                ),
-            )
-        )
+    for step in GLOBAL_STEPS:
+        removed = out.removed.get(step.name)
+        if step.removes is not None and step.removes.message is not None and removed is not None and removed.height:
+            frames.append(removal_quarantine(removed, step.removes.reason, step.removes.message))
     return frames
 
 
@@ -157,6 +134,15 @@ def build_manifest(
         chain = {step: out.stats.get((step, spec.name), StepStats(step, spec.name)) for step in STEPS}
         if spec.name not in plan.skipped:
             steps += [chain[step].as_dict() for step in STEPS]
+        counts: dict[str, Any] = {
+            "read": chain["read"].total,
+            "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
+            "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
+            "valid": chain["validate"].kept,
+        }
+        for step in GLOBAL_STEPS:
+            counts |= step.source_counts(chain[step.name])
+        counts["records"] = {split: records_per_split.get((spec.name, split), 0) for split in SPLITS}
         sources[spec.name] = {
             "adapter": spec.adapter,
             "category": spec.category,
@@ -166,25 +152,7 @@ def build_manifest(
             "url": spec.url,
             "status": "missing_optional" if spec.name in plan.skipped else "ok",
             "files": {name: entry for r in results if r.source == spec.name for name, entry in r.files.items()},
-            "counts": {
-                "read": chain["read"].total,
-                "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
-                "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
-                "valid": chain["validate"].kept,
-                "duplicates": chain["dedup"].dropped.get("duplicate", 0),
-                "near_duplicates": chain["neardup"].dropped.get("near_duplicate", 0),
-                "decontaminated": chain["decontaminate"].dropped.get("contaminated", 0),
-                "held_out": chain["holdout"].dropped.get("held_out", 0),
-                "kept": chain["decontaminate"].kept,
-                "train": chain["split"].notes.get("train", 0),
-                "validation": chain["split"].notes.get("validation", 0),
-                "records": {split: records_per_split.get((spec.name, split), 0) for split in SPLITS},
-                "mix": {
-                    "before": chain["mix"].total,
-                    "downsampled": chain["mix"].dropped.get("downsampled", 0),
-                    "copies": chain["mix"].notes.get("copies", 0),
-                },
-            },
+            "counts": counts,
         }
     categories: dict[str, dict[str, int]] = {}
     final = out.final
@@ -201,9 +169,7 @@ def build_manifest(
         "steps": steps,
         "splits": splits,
         "tables": tables,
-        "mix": _mix_section(recipe, out),
-        "near_duplicates": out.near_dup_report,
-        "decontamination": out.decontamination_report,
+        **out.reports,
         "breakdown": _breakdown(out),
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),
@@ -212,36 +178,7 @@ def build_manifest(
             "by_rule": dict(sorted(quarantine.group_by("rule").len().iter_rows())),
         },
         "files": {},
-        "warnings": list(plan.skipped.values()) + list(out.mix.warnings if out.mix else ()),
-    }
-
-
-def _mix_section(recipe: Recipe, out: Computed) -> dict[str, Any] | None:
-    """Per category: available, target and achieved records and shares, the copy-factor distribution."""
-    if out.mix is None or recipe.mix is None:
-        return None
-    total = out.mix.total_achieved
-    categories = {}
-    for plan in out.mix.categories:
-        config = recipe.mix.categories[plan.category]
-        categories[plan.category] = {
-            "available": plan.available,
-            "target": plan.target,
-            "achieved": plan.achieved,
-            "target_share": round(plan.target_share, 6),
-            "achieved_share": round(plan.achieved / total, 6) if total else 0.0,
-            "max_copies": config.max_copies,
-            "capped": plan.capped,
-            "skipped": plan.skipped,
-            "copies": {str(times): n for times, n in out.copy_factors.get(plan.category, {}).items()},
-        }
-    return {
-        "total": recipe.mix.total,
-        "anchor": recipe.mix.anchor,
-        "total_target": out.mix.total_target,
-        "total_achieved": total,
-        "categories": categories,
-        "warnings": list(out.mix.warnings),
+        "warnings": list(plan.skipped.values()) + list(out.warnings),
     }
 
 
