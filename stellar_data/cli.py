@@ -106,19 +106,9 @@ def build(
     for warning in manifest["warnings"]:
         _say("warning", warning)
     table = Table(title=f"{manifest['corpus']} -> {out}", title_justify="left")
-    columns = (
-        "read",
-        "quarantined",
-        "excluded",
-        "duplicates",
-        "near_duplicates",
-        "held_out",
-        "decontaminated",
-        "train",
-        "validation",
-        "train_records",
-        "validation_records",
-    )
+    from .pipeline import SUMMARY_COLUMNS
+
+    columns = [c for c in SUMMARY_COLUMNS if c not in ("valid", "kept")]  # each is a sum of its neighbours
     table.add_column("source")
     table.add_column("category")
     for column in columns:

@@ -74,29 +74,12 @@ class Corpus:
     def stats(self) -> pl.DataFrame:
         """One row per source: items read, quarantined, excluded, valid, duplicates, held out, kept, in
         train and validation; and records per split after template expansion."""
+        from .pipeline import summary_row
+
         rows = []
         for name, source in self.manifest["sources"].items():
-            c = source["counts"]
-            rows.append(
-                {
-                    "source": name,
-                    "category": source["category"],
-                    "status": source["status"],
-                    "read": c["read"],
-                    "quarantined": sum(c["quarantined"].values()),
-                    "excluded": sum(c["excluded"].values()),
-                    "valid": c["valid"],
-                    "duplicates": c["duplicates"],
-                    "near_duplicates": c["near_duplicates"],
-                    "held_out": c["held_out"],
-                    "decontaminated": c["decontaminated"],
-                    "kept": c["kept"],
-                    "train": c["train"],
-                    "validation": c["validation"],
-                    "train_records": c["records"]["train"],
-                    "validation_records": c["records"]["validation"],
-                }
-            )
+            row = {"source": name, "category": source["category"], "status": source["status"]}
+            rows.append(row | summary_row(source["counts"]))
         return pl.DataFrame(rows)
 
     @staticmethod

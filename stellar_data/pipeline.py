@@ -31,7 +31,16 @@ from .recipe import Recipe, SourceSpec
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
 from .sources import LINE_SPLITTABLE, SourceFile
 from .sources.files import is_json_lines, line_spans
-from .steps.base import RECORD_STEPS, GlobalStep, StepContext, StepStats, passing_stats, per_source_stats
+from .steps.base import (
+    RECORD_COUNTS,
+    RECORD_STEPS,
+    SPLITS,
+    GlobalStep,
+    StepContext,
+    StepStats,
+    passing_stats,
+    per_source_stats,
+)
 from .steps.decontaminate import EVAL_GRAMS, Decontaminate, GramIndex, declared_eval_items, heldout_eval_items
 from .steps.dedup import RANK_COLUMNS, ExactDedup
 from .steps.expand import Expand
@@ -274,6 +283,23 @@ expansion, and the mixture of the train split."""
 
 STEPS = (*RECORD_STEPS, *(step.name for step in GLOBAL_STEPS))
 """Every step, in pipeline order (the manifest's `steps` rows per source)."""
+
+SUMMARY_COLUMNS = (
+    *RECORD_COUNTS,
+    *(column for step in GLOBAL_STEPS for column in step.count_columns()),
+    *(f"{split}_records" for split in SPLITS),
+)
+"""The per-source summary's counts, in pipeline order (`Corpus.stats()`, the CLI, the card)."""
+
+
+def summary_row(counts: dict[str, Any]) -> dict[str, int]:
+    """A source's manifest `counts` as SUMMARY_COLUMNS (rule -> count maps summed)."""
+    row = {f"{split}_records": counts["records"][split] for split in SPLITS}
+    for name in SUMMARY_COLUMNS:
+        if name not in row:
+            value = counts[name]
+            row[name] = sum(value.values()) if isinstance(value, dict) else value
+    return {name: row[name] for name in SUMMARY_COLUMNS}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 RECORD_STEPS = ("read", "normalize", "validate")
 """The record-local steps, in order (ingest.py runs them in each worker)."""
+RECORD_COUNTS = ("read", "quarantined", "excluded", "valid")
+"""The per-source counts of the record-local steps: items read, quarantined (a rule refused them),
+excluded (deliberately: e.g. Astro-QA matching items) and valid. The global steps add theirs
+(`count_columns`), then the records written per split."""
 SPLITS = ("train", "validation")
 
 
@@ -136,7 +140,15 @@ class GlobalStep(Protocol):
     def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult: ...
 
     @classmethod
-    def source_counts(cls, stats: StepStats) -> dict[str, Any]: ...
+    def source_counts(cls, stats: StepStats) -> dict[str, Any]:
+        """The step's entries in the manifest's per-source `counts`."""
+        ...
+
+    @classmethod
+    def count_columns(cls) -> tuple[str, ...]:
+        """The scalar ones among them, in order: the columns of the per-source summary tables
+        (`Corpus.stats()`, the CLI, the card, the report)."""
+        ...
 
 
 class Filter:
@@ -148,6 +160,10 @@ class Filter:
     @classmethod
     def source_counts(cls, stats: StepStats) -> dict[str, Any]:
         return {cls.removes.count: stats.dropped.get(cls.removes.reason, 0)}
+
+    @classmethod
+    def count_columns(cls) -> tuple[str, ...]:
+        return (cls.removes.count,)
 
 
 def passing_stats(step: str, thin: pl.DataFrame) -> dict[str, StepStats]:

@@ -238,5 +238,9 @@ class Expand:
         return StepResult(pl.concat(parts), stats=stats, table=table)
 
     @classmethod
+    def count_columns(cls) -> tuple[str, ...]:
+        return ()
+
+    @classmethod
     def source_counts(cls, stats: StepStats) -> dict[str, Any]:
         return {}

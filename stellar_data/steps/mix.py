@@ -307,6 +307,10 @@ class Mix:
         }
 
     @classmethod
+    def count_columns(cls) -> tuple[str, ...]:
+        return ()  # its counts are a nested `mix` entry (before / downsampled / copies), not columns
+
+    @classmethod
     def source_counts(cls, stats: StepStats) -> dict[str, Any]:
         return {
             "mix": {

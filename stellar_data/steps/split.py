@@ -54,6 +54,10 @@ class Split:
         return StepResult(assigned, stats=stats)
 
     @classmethod
+    def count_columns(cls) -> tuple[str, ...]:
+        return ("kept", "train", "validation")
+
+    @classmethod
     def source_counts(cls, stats: StepStats) -> dict[str, Any]:
         """Items that passed every filter (`kept`), and where they went."""
         return {
