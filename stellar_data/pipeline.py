@@ -21,12 +21,13 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from .errors import QuarantineLimitError, SourceFileError
+from .errors import SourceFileError
 from .faults import die_with_parent, signals_held
 from .hashing import CONTENT_KEY_DTYPE
 from .ingest import IngestResult, IngestTask, fold_records, ingest
 from .memory import keep_freed_memory, started_keeping_freed_memory
 from .paths import check_eval_set_paths, check_one_source_per_file, source_files
+from .quarantine_limit import check_quarantine_limits
 from .recipe import Recipe, SourceSpec
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
 from .sources import LINE_SPLITTABLE, SourceFile
@@ -49,7 +50,6 @@ from .steps.holdout import HoldOut
 from .steps.mix import Mix
 from .steps.neardup import SIGNATURE, NearDedup
 from .steps.split import Split
-from .writers.quarantine import rejection_counts
 
 
 @dataclass
@@ -197,22 +197,6 @@ def merged_stats(results: list[IngestResult]) -> dict[tuple[str, str], StepStats
                     stats.step, stats.source, stats.total, stats.kept, Counter(stats.dropped), Counter(stats.notes)
                 )
     return merged
-
-
-def check_quarantine_limits(recipe: Recipe, stats: dict[tuple[str, str], StepStats], quarantine: pl.DataFrame) -> None:
-    for spec in recipe.sources:
-        read = stats.get(("read", spec.name))
-        if read is None or read.total == 0:
-            continue
-        counts = rejection_counts(quarantine, spec.name, deliberate=False)
-        ratio = sum(counts.values()) / read.total
-        limit = recipe.quarantine_limit(spec)
-        if ratio > limit:
-            reasons = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-            raise QuarantineLimitError(
-                f"source {spec.name!r}: {sum(counts.values())} of {read.total} items quarantined ({ratio:.1%}) "
-                f"exceeds max_quarantine_ratio {limit:.1%} ({reasons}); see `stellar-data check` for details"
-            )
 
 
 def read_records(path: Path) -> pl.DataFrame:

@@ -10,14 +10,31 @@ from typing import Any
 
 import jsonschema
 
+from .config import from_table
 from .errors import RecipeError
+from .quarantine_limit import QualityConfig
 from .resources import load_schema
 from .sources.gsm8k import template_problem
 from .steps.decontaminate import DecontaminateConfig, EvalSetSpec
+from .steps.dedup import DedupConfig
 from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
 from .steps.mix import CategoryTarget, MixConfig
 from .steps.neardup import NearDupConfig
+from .steps.split import SplitConfig
+from .writers.splits import OutputConfig
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """`[corpus]`."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    sources_dir: str = "."
+    """Where source paths resolve, relative to the recipe (`--sources` overrides it)."""
+    allow_outside_sources: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +182,7 @@ def _step_configs(
     holdout = None
     if "holdout" in source:
         spec = source["holdout"]
-        holdout = HoldoutConfig(spec.get("fraction", 0.1), tuple(spec.get("stratify", ("type", "subfield"))))
+        holdout = from_table(HoldoutConfig, spec)
     expand = None
     if "templates" in source:
         path = (recipe_path.parent / source["templates"]["file"]).resolve()
@@ -198,6 +215,10 @@ def _resolve_options(recipe_path: Path, adapter: str, options: dict[str, Any], w
     return resolved
 
 
+_SOURCE_SCALARS = ("opencc", "license", "url", "optional", "priority", "max_quarantine_ratio", "validation_fraction")
+"""`[[sources]]` keys read as they are (their defaults are SourceSpec's)."""
+
+
 def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed: int | None = None) -> Recipe:
     """Read and validate a recipe. `sources_dir` and `seed` override the recipe's own values."""
     recipe_path = Path(path)
@@ -217,11 +238,8 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
     if seed is not None:
         _check_seed(seed)
 
-    corpus = document["corpus"]
-    if sources_dir is not None:
-        resolved_sources = Path(sources_dir)
-    else:
-        resolved_sources = recipe_path.parent / corpus.get("sources_dir", ".")
+    corpus = from_table(CorpusConfig, document["corpus"])
+    resolved_sources = Path(sources_dir) if sources_dir is not None else recipe_path.parent / corpus.sources_dir
     step_configs = [
         _step_configs(recipe_path, s, f"sources[{i}] (source {s['name']!r})") for i, s in enumerate(document["sources"])
     ]
@@ -233,13 +251,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
             category=s["category"],
             lang=s["lang"],
             order=index,
-            opencc=s.get("opencc", "none"),
-            license=s.get("license"),
-            url=s.get("url"),
-            optional=s.get("optional", False),
-            priority=s.get("priority"),
-            max_quarantine_ratio=s.get("max_quarantine_ratio"),
-            validation_fraction=s.get("validation_fraction"),
+            **{key: s[key] for key in _SOURCE_SCALARS if key in s},
             options=_resolve_options(
                 recipe_path, s["adapter"], s.get("options", {}), f"sources[{index}] (source {s['name']!r})"
             ),
@@ -249,25 +261,26 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         )
         for index, s in enumerate(document["sources"])
     )
+    output = from_table(OutputConfig, document.get("output"))
     return Recipe(
         path=recipe_path,
         sha256=hashlib.sha256(raw).hexdigest(),
-        name=corpus["name"],
-        description=corpus.get("description", ""),
-        seed=corpus.get("seed", 0) if seed is None else seed,
+        name=corpus.name,
+        description=corpus.description,
+        seed=corpus.seed if seed is None else seed,
         sources_dir=resolved_sources,
         protected_terms=_read_protected_terms(recipe_path, document.get("normalize", {}).get("protected_terms")),
-        max_quarantine_ratio=document.get("quality", {}).get("max_quarantine_ratio", 0.05),
-        exact_dedup=document.get("dedup", {}).get("exact", True),
-        validation_fraction=document.get("split", {}).get("validation_fraction", 0.02),
-        shard_records=document.get("output", {}).get("shard_records", 100_000),
-        train_json=document.get("output", {}).get("train_json", True),
+        max_quarantine_ratio=from_table(QualityConfig, document.get("quality")).max_quarantine_ratio,
+        exact_dedup=from_table(DedupConfig, document.get("dedup")).exact,
+        validation_fraction=from_table(SplitConfig, document.get("split")).validation_fraction,
+        shard_records=output.shard_records,
+        train_json=output.train_json,
         sources=sources,
         mix=_mix_config(document.get("mix")),
         near_dedup=_near_dedup_config(document.get("near_dedup"), str(recipe_path)),
         decontaminate=_decontaminate_config(document.get("decontaminate")),
         text=raw.decode("utf-8"),
-        allow_outside_sources=corpus.get("allow_outside_sources", False),
+        allow_outside_sources=corpus.allow_outside_sources,
     )
 
 
@@ -282,23 +295,16 @@ def _check_seed(seed: int) -> None:
 def _mix_config(section: dict[str, Any] | None) -> MixConfig | None:
     if section is None:
         return None
-    categories = {
-        name: CategoryTarget(t.get("share"), t.get("count"), t.get("max_copies", 1.0), t.get("skip_if_empty", False))
-        for name, t in section["categories"].items()
-    }
-    return MixConfig(categories, section.get("total"), section.get("anchor"))
+    categories = {name: from_table(CategoryTarget, target) for name, target in section["categories"].items()}
+    return from_table(MixConfig, section, categories=categories)
 
 
 def _near_dedup_config(section: dict[str, Any] | None, origin: str) -> NearDupConfig | None:
-    if section is None or not section.get("enabled", True):
+    if section is None:
         return None
-    config = NearDupConfig(
-        section.get("threshold", 0.8),
-        section.get("num_perm", 64),
-        section.get("bands", 16),
-        section.get("ngram", 5),
-        tuple(section.get("exclude_sources", ())),
-    )
+    config = from_table(NearDupConfig, section)
+    if not config.enabled:
+        return None
     if config.num_perm % config.bands:
         raise RecipeError(
             f"recipe {origin}: near_dedup.bands {config.bands} does not divide num_perm {config.num_perm}"
@@ -309,23 +315,5 @@ def _near_dedup_config(section: dict[str, Any] | None, origin: str) -> NearDupCo
 def _decontaminate_config(section: dict[str, Any] | None) -> DecontaminateConfig | None:
     if section is None:
         return None
-    eval_sets = tuple(
-        EvalSetSpec(
-            e["name"],
-            e["path"],
-            e["question"],
-            e.get("id"),
-            e.get("answer"),
-            tuple(e.get("options", ())),
-            e.get("format", "auto"),
-        )
-        for e in section.get("eval_sets", [])
-    )
-    return DecontaminateConfig(
-        section.get("threshold", 0.5),
-        section.get("ngram_zh", 8),
-        section.get("ngram_en", 8),
-        section.get("min_eval_tokens", 20),
-        section.get("heldout", True),
-        eval_sets,
-    )
+    eval_sets = tuple(from_table(EvalSetSpec, e) for e in section.get("eval_sets", []))
+    return from_table(DecontaminateConfig, section, eval_sets=eval_sets)

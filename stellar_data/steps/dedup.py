@@ -8,6 +8,7 @@ otherwise. Works on thin columns only: id, source, content hash and the ranking 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -16,6 +17,14 @@ from .base import Filter, Removal, StepContext, StepResult, StepStats, per_sourc
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """`[dedup]`."""
+
+    exact: bool = True
+
 
 RANK_COLUMNS = ("_rank", "_source_order", "_file_index", "source_row")
 

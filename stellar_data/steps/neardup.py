@@ -34,6 +34,8 @@ _EMPTY = np.uint32(0xFFFFFFFF)
 
 @dataclass(frozen=True)
 class NearDupConfig:
+    enabled: bool = True
+    """False: the recipe keeps its settings but the step is off."""
     threshold: float = 0.8
     """Estimated Jaccard similarity at or above which two items are near-duplicates."""
     num_perm: int = 64

@@ -7,6 +7,7 @@ group whose records come from sources with different fractions uses the smallest
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -33,6 +34,13 @@ def assign_splits(thin: pl.DataFrame, fractions: dict[str, float]) -> tuple[pl.D
         step_stats.kept += n
         step_stats.notes[split] += n
     return assigned, stats
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """`[split]` (a source may override `validation_fraction`)."""
+
+    validation_fraction: float = 0.02
 
 
 class Split:

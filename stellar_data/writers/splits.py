@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..record import RECORD_SCHEMA
 from .ordered import SplitRecords
 from .parquet import ROW_GROUP_RECORDS, ShardSink, WrittenSplit, shard_name
 from .train_json import TrainJsonSink
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """`[output]`."""
+
+    shard_records: int = 100_000
+    """Records per Parquet shard of a split."""
+    train_json: bool = True
+    """Also write train.json (the train split as one JSON array, as alpaca-lora reads it)."""
+
 
 _IN_FLIGHT = 2
 """Writes queued before the main thread waits: bounds the batches held in memory."""
