@@ -9,7 +9,7 @@ sd.load("build/corpus").stats()
 from .build import build
 from .corpus import Corpus, load
 from .errors import CorpusDirError, DiskFullError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
-from .pipeline import plan_build
+from .plan import plan_build
 from .publish import PublishError, PublishResult, RetryPolicy, publish
 from .recipe import Recipe, SourceSpec, load_recipe
 from .record import QUARANTINE_SCHEMA, RECORD_SCHEMA

@@ -18,10 +18,12 @@ import polars as pl
 
 from .corpus import Corpus
 from .errors import CorpusDirError
+from .executor import Progress, worker_count
 from .faults import disk_full, signals_held, terminate_raises
 from .hashing import file_sha256
 from .outdir import build_lock, check_out, recover, remove_staging, staging_name, swap_in
-from .pipeline import BuildPlan, Computed, Progress, compute, default_workers, ingest_all, plan_build
+from .pipeline import Computed, compute, ingest_all
+from .plan import BuildPlan, plan_build
 from .recipe import Recipe, load_recipe
 from .report import char_counts, write_report
 from .steps.base import SPLITS
@@ -55,7 +57,7 @@ def build(
     read, kept = {"the sources folder": recipe.sources_dir}, {"the recipe's folder": recipe.path.parent}
     check_out(out, read, kept)
     plan = plan_build(recipe)
-    workers = default_workers() if workers is None else workers
+    workers = worker_count(workers, recipe.run)
     with build_lock(out), terminate_raises():
         recovered = recover(out)
         check_out(out, read, kept)
@@ -107,6 +109,7 @@ def _build_into(
     manifest["volatile"] = {
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "workers": workers,
+        "executor": recipe.run.executor,
         "cpu_count": os.cpu_count(),
         "timings_s": {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
         "global_steps_s": computed.step_seconds,

@@ -6,16 +6,16 @@ problems at once, with the per-source quarantine ratio against its limit.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import polars as pl
 
 from .errors import StellarDataError
+from .executor import Progress, run_ingest, worker_count
 from .ingest import IngestResult, IngestTask, ingest
-from .pipeline import Progress, default_workers, merged_stats, plan_build
+from .pipeline import merged_stats
+from .plan import plan_build
 from .recipe import Recipe, load_recipe
 from .writers.quarantine import rejection_counts
 
@@ -82,16 +82,8 @@ def check(
     except StellarDataError as exc:  # a path problem (paths.py): nothing can be read
         return CheckReport(recipe, [], [str(exc)], [])
     tasks = [IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms) for p in plan.files]
-    workers = default_workers() if workers is None else workers
-    if progress:
-        progress("read", 0, len(tasks))
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
-            outcomes = list(pool.map(_ingest_or_error, tasks))
-    else:
-        outcomes = [_ingest_or_error(t) for t in tasks]
-    if progress:
-        progress("read", len(tasks), len(tasks))
+    workers = worker_count(workers, recipe.run)
+    outcomes = run_ingest(tasks, workers, progress, run=_ingest_or_error)
     results = [o for o in outcomes if isinstance(o, IngestResult)]
     failed = {(t.spec.name, o) for t, o in zip(tasks, outcomes, strict=True) if isinstance(o, str)}
     errors += list(dict.fromkeys(o for o in outcomes if isinstance(o, str)))  # a file read as spans: once

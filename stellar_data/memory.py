@@ -4,7 +4,7 @@ glibc unmaps a freed block above its mmap threshold (128 KiB to start with) and 
 above its trim threshold, so the next batch's numpy scratch arrays and Python texts fault fresh,
 zeroed pages in again. On the 2-core VMs we build on, touching fresh memory costs about 2.4 s per
 GiB: the similarity fold of one 250k-record file ran in 1.8 s instead of 3.4 s with the thresholds
-raised (docs/BENCHMARKS.md). The ingest worker processes set it (pipeline.py); the cost is a higher
+raised (docs/BENCHMARKS.md). The ingest worker processes set it (executor.py); the cost is a higher
 resident size between batches, not a larger peak of live data. polars' allocator (jemalloc) keeps
 freed pages only as long as its decay time, 0.5 s as polars sets it: the workers are started with
 5 s (`started_keeping_freed_memory`), which cut the 1M build's page faults from 1.45M to 1.04M.

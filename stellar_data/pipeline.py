@@ -1,37 +1,30 @@
-"""The pipeline: plan the files, ingest them in parallel, then the global steps on thin columns.
+"""The pipeline: the planned files ingested by the executor (the record-local steps, in workers),
+then the global steps, GLOBAL_STEPS in order, on thin columns.
 
-`compute` runs everything that needs a view of the whole corpus, in DESIGN.md's order: quarantine
-limits, exact dedup, hold-out, train / validation split (all on items), template expansion, and the
-mixture of the train split. It writes nothing: `build` writes its result, `plan` prints it.
+`ingest_all` runs the record-local stages; `compute` checks the quarantine limits and runs the global
+steps over every record. Neither writes a corpus: `build` writes the result, `plan` prints it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from .errors import SourceFileError
-from .faults import die_with_parent, signals_held
+from .executor import Progress, run_ingest
 from .hashing import CONTENT_KEY_DTYPE
-from .ingest import IngestResult, IngestTask, fold_records, ingest
-from .memory import keep_freed_memory, started_keeping_freed_memory
-from .paths import check_eval_set_paths, check_one_source_per_file, source_files
+from .ingest import IngestResult, IngestTask, fold_records
+from .plan import BuildPlan
 from .quarantine_limit import check_quarantine_limits
-from .recipe import Recipe, SourceSpec
+from .recipe import Recipe
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
-from .sources import LINE_SPLITTABLE, SourceFile
-from .sources.files import is_json_lines, line_spans
 from .steps.base import (
     RECORD_COUNTS,
     RECORD_STEPS,
@@ -72,117 +65,6 @@ THIN_COLUMNS = (
     "_hash", "_split_u", "_order", *RANK_COLUMNS, "_table_row",
 )  # fmt: skip
 """The columns the global steps decide on: no text."""
-
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): called as work advances (the CLI draws bars with it)."""
-
-
-@dataclass(frozen=True)
-class PlannedFile:
-    spec: SourceSpec
-    file: SourceFile
-    index: int
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    recipe: Recipe
-    files: tuple[PlannedFile, ...]
-    skipped: dict[str, str] = field(default_factory=dict)
-    """Optional sources whose files are absent: name -> warning."""
-
-
-def plan_build(recipe: Recipe) -> BuildPlan:
-    """Resolve every source's paths (globs allowed) against the sources directory; the paths of
-    sources and eval sets are checked up front (paths.py)."""
-    root = recipe.sources_dir
-    read: dict[str, list[SourceFile]] = {}
-    skipped: dict[str, str] = {}
-    for spec in recipe.sources:
-        files, absent = source_files(recipe, spec)
-        if absent:
-            where = ", ".join(absent)
-            if spec.optional:
-                skipped[spec.name] = f"optional source {spec.name!r} skipped: not found in {root}: {where}"
-                continue
-            raise SourceFileError(f"source {spec.name!r}: file not found in {root}: {where}")
-        read[spec.name] = files
-    check_one_source_per_file(recipe, read)
-    check_eval_set_paths(recipe)
-    planned = [
-        PlannedFile(spec, part, index)
-        for spec in recipe.sources
-        for index, file in enumerate(read.get(spec.name, ()))
-        for part in file_parts(spec, file)
-    ]
-    return BuildPlan(recipe, tuple(planned), skipped)
-
-
-SPAN_BYTES = 64 << 20
-"""A JSON Lines file larger than this is read as spans of about this size, one task each: the
-workers stay evenly busy and each holds one span's records, not a whole file's."""
-
-
-def file_parts(spec: SourceSpec, file: SourceFile, span_bytes: int = SPAN_BYTES) -> list[SourceFile]:
-    """The file as one task, or a large JSON Lines file as line spans (adapters in LINE_SPLITTABLE)."""
-    if spec.adapter not in LINE_SPLITTABLE or not file.path.is_file() or file.path.stat().st_size <= span_bytes:
-        return [file]
-    if not is_json_lines(file):
-        return [file]
-    spans = line_spans(file.path, span_bytes)
-    return [replace(file, span=span) for span in spans] if len(spans) > 1 else [file]
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
-def run_ingest(tasks: list[IngestTask], workers: int, progress: Progress | None = None) -> list[IngestResult]:
-    """Ingest every file; results in task order whatever the completion order."""
-    done = 0
-    if progress:
-        progress("read", 0, len(tasks))
-    if workers <= 1 or len(tasks) <= 1:
-        results = []
-        for task in tasks:
-            results.append(ingest(task))
-            done += 1
-            if progress:
-                progress("read", done, len(tasks))
-        return results
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"), initializer=_start_worker
-    ) as pool:
-        # The largest tasks first: the last to finish is a small one, so no worker idles long at the end.
-        largest_first = sorted(range(len(tasks)), key=lambda i: -_bytes_to_read(tasks[i].file))
-        # The pool starts its processes as tasks are submitted: a signal then would leave a half-started
-        # worker behind, so signals wait until all are submitted.
-        with started_keeping_freed_memory(), signals_held():
-            submitted = {i: pool.submit(ingest, tasks[i]) for i in largest_first}
-        futures = [submitted[i] for i in range(len(tasks))]
-        try:
-            for future in futures:
-                future.result()
-                done += 1
-                if progress:
-                    progress("read", done, len(tasks))
-        except BaseException:  # a failed file or a signal: start no more tasks, wait for the running ones
-            pool.shutdown(wait=True, cancel_futures=True)  # (and the workers: none is left half-started)
-            raise
-        return [f.result() for f in futures]
-
-
-def _start_worker() -> None:
-    die_with_parent()
-    keep_freed_memory()
-
-
-def _bytes_to_read(file: SourceFile) -> int:
-    if file.span is not None:
-        return file.span.stop - file.span.start
-    if file.path.is_dir():
-        return sum(p.stat().st_size for p in file.path.rglob("*") if p.is_file())
-    return file.path.stat().st_size if file.path.is_file() else 0
 
 
 def merged_stats(results: list[IngestResult]) -> dict[tuple[str, str], StepStats]:

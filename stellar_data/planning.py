@@ -8,7 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .pipeline import Progress, compute, default_workers, ingest_all, plan_build
+from .executor import Progress, worker_count
+from .pipeline import compute, ingest_all
+from .plan import plan_build
 from .recipe import Recipe, load_recipe
 from .steps.mix import MixPlan
 
@@ -67,7 +69,7 @@ def mixture_plan(recipe: str | Path | Recipe, *, sources: str | Path | None = No
         recipe = load_recipe(recipe, sources_dir=sources, seed=seed)
     plan = plan_build(recipe)
     with tempfile.TemporaryDirectory(prefix="stellar-plan-") as work:
-        results = ingest_all(plan, Path(work), default_workers() if workers is None else workers, progress)
+        results = ingest_all(plan, Path(work), worker_count(workers, recipe.run), progress)
         computed = compute(recipe, results)
     train = computed.final.filter(pl.col("split") == "train")
     after = dict(train.group_by("category").len().iter_rows())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,17 @@ class CorpusConfig:
     sources_dir: str = "."
     """Where source paths resolve, relative to the recipe (`--sources` overrides it)."""
     allow_outside_sources: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """`[run]`: how a build runs, never what it builds. The section is cut out of the recipe's text
+    before it is hashed, recorded or shown (`load_recipe`), so two runs with other settings write the
+    same bytes; the manifest records the settings under `volatile`."""
+
+    workers: int | None = None
+    """Worker processes; None: every core. `--workers` overrides it."""
+    executor: str = "local"
 
 
 @dataclass(frozen=True)
@@ -95,9 +107,11 @@ class Recipe:
     near_dedup: NearDupConfig | None = None
     decontaminate: DecontaminateConfig | None = None
     text: str = ""
-    """The recipe file as read (recorded in the manifest and the dataset card)."""
+    """The recipe file as read, less its `[run]` table (recorded in the manifest and the dataset card;
+    `sha256` is of these bytes)."""
     allow_outside_sources: bool = False
     """`corpus.allow_outside_sources`: source and eval-set paths may resolve outside `sources_dir`."""
+    run: RunConfig = field(default_factory=lambda: RunConfig())
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -262,9 +276,10 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         for index, s in enumerate(document["sources"])
     )
     output = from_table(OutputConfig, document.get("output"))
+    text = _without_run(raw.decode("utf-8"), document, recipe_path)
     return Recipe(
         path=recipe_path,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         name=corpus.name,
         description=corpus.description,
         seed=corpus.seed if seed is None else seed,
@@ -279,9 +294,39 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         mix=_mix_config(document.get("mix")),
         near_dedup=_near_dedup_config(document.get("near_dedup"), str(recipe_path)),
         decontaminate=_decontaminate_config(document.get("decontaminate")),
-        text=raw.decode("utf-8"),
+        text=text,
         allow_outside_sources=corpus.allow_outside_sources,
+        run=from_table(RunConfig, document.get("run")),
     )
+
+
+_TABLE_HEADER = re.compile(r"^\s*\[")
+_RUN_HEADER = re.compile(r"^\s*\[\s*run\s*\]\s*(#.*)?$")
+
+
+def _without_run(text: str, document: dict[str, Any], origin: Path) -> str:
+    """The recipe text less its `[run]` table (from its header to the next table header, with the blank
+    lines after it, or before it when it ends the file), which the recipe's hash, manifest and card
+    never see: how a corpus is run does not change its bytes, and neither does adding the table."""
+    if "run" not in document:
+        return text
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if _RUN_HEADER.match(line)), len(lines))
+    end = next((i for i in range(start + 1, len(lines)) if _TABLE_HEADER.match(lines[i])), len(lines))
+    while end > start + 1 and _blank_or_comment(lines[end - 1]):  # the next table's comments stay
+        end -= 1
+    while end < len(lines) and not lines[end].strip():  # the blank lines after the table go with it
+        end += 1
+    while end == len(lines) and start > 0 and not lines[start - 1].strip():  # the last table: those before it
+        start -= 1
+    stripped = "".join(lines[:start] + lines[end:])
+    if tomllib.loads(stripped) != {k: v for k, v in document.items() if k != "run"}:
+        raise RecipeError(f"recipe {origin}: run: write it as a table of its own, `[run]` then its keys")
+    return stripped
+
+
+def _blank_or_comment(line: str) -> bool:
+    return not line.strip() or line.lstrip().startswith("#")
 
 
 def _check_seed(seed: int) -> None:

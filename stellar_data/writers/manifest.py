@@ -24,7 +24,8 @@ from .quarantine import rejection_counts
 
 if TYPE_CHECKING:
     from ..ingest import IngestResult
-    from ..pipeline import BuildPlan, Computed
+    from ..pipeline import Computed
+    from ..plan import BuildPlan
     from ..recipe import Recipe
 
 MANIFEST_NAME = "manifest.json"

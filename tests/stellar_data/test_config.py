@@ -12,7 +12,7 @@ import pytest
 
 from stellar_data.config import from_table
 from stellar_data.quarantine_limit import QualityConfig
-from stellar_data.recipe import CorpusConfig, SourceSpec
+from stellar_data.recipe import CorpusConfig, RunConfig, SourceSpec
 from stellar_data.steps.decontaminate import DecontaminateConfig, EvalSetSpec
 from stellar_data.steps.dedup import DedupConfig
 from stellar_data.steps.holdout import HoldoutConfig
@@ -36,6 +36,7 @@ SECTIONS: list[tuple[str, dict[str, Any], type, dict[str, str]]] = [
     ("decontaminate.eval_sets[]", TOP["decontaminate"]["properties"]["eval_sets"]["items"], EvalSetSpec, {}),
     ("split", TOP["split"], SplitConfig, {}),
     ("output", TOP["output"], OutputConfig, {}),
+    ("run", TOP["run"], RunConfig, {}),
     ("mix", TOP["mix"], MixConfig, {}),
     ("mix.categories.*", TOP["mix"]["properties"]["categories"]["additionalProperties"], CategoryTarget, {}),
     ("sources[].holdout", SOURCE["properties"]["holdout"], HoldoutConfig, {}),

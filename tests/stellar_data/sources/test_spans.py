@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from stellar_data.ingest import IngestTask, ingest
-from stellar_data.pipeline import file_parts
+from stellar_data.plan import file_parts
 from stellar_data.recipe import SourceSpec
 from stellar_data.sources import LineSpan
 from stellar_data.sources.alpaca import read_alpaca
