@@ -11,15 +11,10 @@ import pytest
 
 import stellar_data as sd
 from stellar_data.sources import SourceFile
-from stellar_data.sources.astro_qa import (
-    KIND_BY_NAME,
-    AstroQaOptions,
-    _duplicate_key,
-    load_date_cells,
-    pair_items,
-    read_sheet,
-    workbook_path,
-)
+from stellar_data.sources.astro_qa.adapter import workbook_path
+from stellar_data.sources.astro_qa.cells import load_date_cells, read_sheet
+from stellar_data.sources.astro_qa.items import KIND_BY_NAME, AstroQaOptions
+from stellar_data.sources.astro_qa.pairing import _duplicate_key, pair_items
 from stellar_data.writers.manifest import reconcile_errors
 from tests.conftest import ROOT
 
