@@ -17,16 +17,16 @@ from .hashing import FileState, content_keys, file_sha256, seeded_u64s, seeded_u
 from .memory import collector_paused
 from .paths import folder_files
 from .recipe import SourceSpec
-from .record import EXTRA_PREFIX, RAW_EXCERPT_CHARS, quarantine_frame
+from .record import EXTRA_PREFIX
 from .resources import load_schema
 from .sources import ADAPTERS, Entry, ItemBatch, SourceFile
-from .steps.assemble import LOCATION_COLUMN, assemble
-from .steps.base import StepStats
+from .steps.assemble import assemble
+from .steps.base import RECORD_STEPS, RecordStep, StepStats
 from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
 from .steps.fold import Grams, TokenHashes, fold_hashes
 from .steps.neardup import SIGNATURE, NearDupConfig, signatures
-from .steps.normalize import NormalizeConfig, normalize
-from .steps.validate import RecordValidator
+from .steps.normalize import Normalize, NormalizeConfig
+from .steps.validate import Validate
 
 KEY_COLUMNS = ("_hash", "_split_u", "_order", "_rank", "_source_order", "_file_index")
 
@@ -157,24 +157,12 @@ def similarity_columns(frame: pl.DataFrame, task: IngestTask) -> list[pl.Series]
     return columns
 
 
-def _validation_quarantine(
-    failures: list[tuple[dict[str, Any], str, str]], spec: SourceSpec, file: SourceFile
-) -> pl.DataFrame:
-    rows = [
-        {
-            "source": spec.name,
-            "file": record["source_file"],  # a folder source's records name their own file
-            "location": record[LOCATION_COLUMN],  # as the adapter wrote it (`line 16`, `item 3`, ...)
-            "row": record["source_row"],
-            "rule": rule,
-            "message": message,
-            "deliberate": False,
-            "id": record["id"],
-            "raw": str({k: record[k] for k in ("instruction", "input", "output")})[:RAW_EXCERPT_CHARS],
-        }
-        for record, rule, message in failures
-    ]
-    return quarantine_frame(rows)
+def record_steps(task: IngestTask) -> tuple[RecordStep, ...]:
+    """The record-local steps after `read`, in RECORD_STEPS order, for one file."""
+    return (
+        Normalize(NormalizeConfig(task.spec.opencc, task.protected_terms)),
+        Validate(load_schema("record.schema.json")),
+    )
 
 
 def entry_batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
@@ -192,26 +180,30 @@ def entry_batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
         yield batch
 
 
-def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepStats, StepStats]:
-    """The file's records, read and normalized batch by batch; (records, quarantine, read and
-    normalize stats)."""
+def run_record_steps(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, list[StepStats]]:
+    """The file's records through the record-local steps, batch by batch: (records, quarantine rows in
+    step order, stats per step in RECORD_STEPS order)."""
     spec, file = task.spec, task.file
     entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
-    config = NormalizeConfig(spec.opencc, task.protected_terms)
-    frames, quarantines = [], []
-    read_stats, normalize_stats = StepStats("read", spec.name), StepStats("normalize", spec.name)
+    steps = record_steps(task)
+    stats = [StepStats(name, spec.name) for name in RECORD_STEPS]
+    frames: list[pl.DataFrame] = []
+    rejected: list[list[pl.DataFrame]] = [[] for _ in stats]
     for batch in entry_batches(entries, task.read_batch):
         frame, quarantine, batch_read = assemble(batch, spec, file)
-        frame, batch_normalize = normalize(frame, config, spec.name)
+        rejected[0].append(quarantine)
+        stats[0].merge(batch_read)
+        for position, step in enumerate(steps, start=1):
+            result = step.run(frame, spec.name)
+            frame = result.kept
+            rejected[position].append(result.rejected)
+            stats[position].merge(result.stats)
         frames.append(frame)
-        quarantines.append(quarantine)
-        read_stats.merge(batch_read)
-        normalize_stats.merge(batch_normalize)
     frame = pl.concat(frames, how="diagonal_relaxed")
     extra = [c for c in frame.columns if c.startswith(EXTRA_PREFIX)]
     if extra:  # a structured field absent from a whole batch
         frame = frame.with_columns(pl.col(extra).fill_null(""))
-    return frame, pl.concat(quarantines), read_stats, normalize_stats
+    return frame, pl.concat([part for parts in rejected for part in parts]), stats
 
 
 def ingest(task: IngestTask) -> IngestResult:
@@ -220,10 +212,7 @@ def ingest(task: IngestTask) -> IngestResult:
     if task.on_started is not None:
         task.on_started()
     with collector_paused():
-        frame, quarantine, read_stats, normalize_stats = read_normalized(task)
-    frame, failures, validate_stats = RecordValidator(load_schema("record.schema.json"))(frame, spec.name)
-    if failures:
-        quarantine = pl.concat([quarantine, _validation_quarantine(failures, spec, file)])
+        frame, quarantine, stats = run_record_steps(task)
     frame = with_keys(frame, task)
     if task.near_dedup is not None or task.eval_index is not None:
         frame = frame.with_columns(similarity_columns(frame, task))
@@ -237,7 +226,7 @@ def ingest(task: IngestTask) -> IngestResult:
         source=spec.name,
         file=file.relative,
         files=files,
-        stats=[read_stats, normalize_stats, validate_stats],
+        stats=stats,
         quarantine=quarantine,
         records=None if task.records_path is not None else frame,
         records_path=task.records_path,

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..recipe import Recipe
 
 RECORD_STEPS = ("read", "normalize", "validate")
-"""The record-local steps, in order (ingest.py runs them in each worker)."""
+"""The record-local steps, in order: `read` (the adapter, then steps/assemble.py) and the chain of
+RecordSteps ingest.py builds for each file (`record_steps`)."""
 RECORD_COUNTS = ("read", "quarantined", "excluded", "valid")
 """The per-source counts of the record-local steps: items read, quarantined (a rule refused them),
 excluded (deliberately: e.g. Astro-QA matching items) and valid. The global steps add theirs
@@ -77,6 +78,26 @@ def per_source_stats(step: str, before: pl.DataFrame, dropped: pl.DataFrame, rea
             step_stats.dropped[reason] = n
         stats[source] = step_stats
     return stats
+
+
+@dataclass
+class RecordResult:
+    kept: pl.DataFrame
+    rejected: pl.DataFrame
+    """Quarantine rows (record.QUARANTINE_SCHEMA) of the records the step refused, each with its
+    location, rule (one of the step's `drops`) and message."""
+    stats: StepStats
+
+
+class RecordStep(Protocol):
+    """A record-local step after `read`: one batch of one file's records at a time, in a worker, so
+    it must be picklable and must not depend on how the file is batched."""
+
+    name: ClassVar[str]
+    drops: ClassVar[str]
+    """The quarantine rules it may give, said for readers (e.g. `invalid_<field>`)."""
+
+    def run(self, frame: pl.DataFrame, source: str) -> RecordResult: ...
 
 
 @dataclass(frozen=True)

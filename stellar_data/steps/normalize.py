@@ -31,8 +31,8 @@ from functools import cache
 import opencc
 import polars as pl
 
-from ..record import EXTRA_PREFIX, TEXT_FIELDS
-from .base import StepStats
+from ..record import EXTRA_PREFIX, TEXT_FIELDS, quarantine_frame
+from .base import RecordResult, StepStats
 from .opencc_scope import changeable_characters, dictionary_characters
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
@@ -288,3 +288,17 @@ def normalize(frame: pl.DataFrame, config: NormalizeConfig, source: str) -> tupl
     differs = pl.DataFrame([frame[c] != cleaned[c] for c in TEXT_FIELDS]).select(pl.any_horizontal(pl.all()))
     stats.notes["changed"] = int(differs.to_series().sum())
     return cleaned, stats
+
+
+class Normalize:
+    """Text cleaning, NFC and the source's OpenCC conversion; refuses nothing."""
+
+    name = "normalize"
+    drops = ""
+
+    def __init__(self, config: NormalizeConfig) -> None:
+        self.config = config
+
+    def run(self, frame: pl.DataFrame, source: str) -> RecordResult:
+        cleaned, stats = normalize(frame, self.config, source)
+        return RecordResult(cleaned, quarantine_frame([]), stats)

@@ -18,9 +18,9 @@ from typing import Any
 import jsonschema
 import polars as pl
 
-from ..record import RAW_EXCERPT_CHARS
+from ..record import RAW_EXCERPT_CHARS, quarantine_frame
 from .assemble import LOCATION_COLUMN
-from .base import StepStats
+from .base import RecordResult, StepStats
 
 _IGNORED = {"description", "title", "$comment", "examples", "default"}
 _COMPILED = {"type", "minLength", "maxLength", "pattern", "enum", "minimum"}
@@ -104,3 +104,31 @@ class RecordValidator:
 
 def _short(message: str) -> str:
     return message if len(message) <= 300 else message[: RAW_EXCERPT_CHARS // 10] + "..."
+
+
+class Validate:
+    """The record schema; an invalid record is quarantined where its adapter found it."""
+
+    name = "validate"
+    drops = "invalid_<field>: the first field the schema refuses"
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.validator = RecordValidator(schema)
+
+    def run(self, frame: pl.DataFrame, source: str) -> RecordResult:
+        valid, failures, stats = self.validator(frame, source)
+        rows = [
+            {
+                "source": source,
+                "file": record["source_file"],  # a folder source's records name their own file
+                "location": record[LOCATION_COLUMN],  # as the adapter wrote it (`line 16`, `item 3`, ...)
+                "row": record["source_row"],
+                "rule": rule,
+                "message": message,
+                "deliberate": False,
+                "id": record["id"],
+                "raw": str({k: record[k] for k in ("instruction", "input", "output")})[:RAW_EXCERPT_CHARS],
+            }
+            for record, rule, message in failures
+        ]
+        return RecordResult(valid, quarantine_frame(rows), stats)
