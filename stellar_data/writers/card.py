@@ -20,10 +20,15 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from ..pipeline import SUMMARY_COLUMNS, summary_row
 from ..record import RECORD_SCHEMA
 from .heldout import HELDOUT_DIR, HELDOUT_SCHEMA
 
 TABLE_SCHEMAS = {HELDOUT_DIR: HELDOUT_SCHEMA}
+_COUNTS = tuple(c for c in SUMMARY_COLUMNS if c not in ("valid", "kept", "train", "validation"))
+"""The per-source counts the card shows: what was read, what left and why, what was written (the
+items per split are in the manifest)."""
+_LABELS = {"read": "items read"}
 _DTYPES = {pa.string(): "string", pa.int64(): "int64", pa.int32(): "int32", pa.bool_(): "bool", pa.float64(): "float64"}
 _SIZES = (
     (1_000, "n<1K"),
@@ -162,31 +167,19 @@ def card_body(manifest: dict[str, Any]) -> str:
             "category",
             "licence",
             "upstream (pinned)",
-            "items read",
-            "quarantined",
-            "excluded",
-            "duplicates",
-            "held out",
-            "train records",
-            "validation records",
+            *(_LABELS.get(c, c.replace("_", " ")) for c in _COUNTS),
         ),
-        _row(*["---"] * 11),
+        _row(*["---"] * (4 + len(_COUNTS))),
     ]
     for name, source in manifest["sources"].items():
-        c = source["counts"]
+        counts = summary_row(source["counts"])
         lines.append(
             _row(
                 name,
                 source["category"],
                 source.get("license") or "unspecified",
                 source.get("url") or "-",
-                c["read"],
-                sum(c["quarantined"].values()),
-                sum(c["excluded"].values()),
-                c["duplicates"],
-                c["held_out"],
-                c["records"]["train"],
-                c["records"]["validation"],
+                *(counts[c] for c in _COUNTS),
             )
         )
     mix = manifest.get("mix")
