@@ -39,7 +39,7 @@ from .steps.decontaminate import EVAL_GRAMS, Decontaminate, GramIndex, declared_
 from .steps.dedup import RANK_COLUMNS, ExactDedup
 from .steps.expand import Expand
 from .steps.fold import Grams
-from .steps.holdout import HoldOut
+from .steps.holdout import Holdout
 from .steps.mix import Mix
 from .steps.neardup import SIGNATURE, NearDedup
 from .steps.split import Split
@@ -142,7 +142,7 @@ def _offset(progress: Progress | None, done: int, total: int) -> Progress | None
     return lambda stage, n, _: progress(stage, done + n, total)
 
 
-GLOBAL_STEPS: tuple[type[GlobalStep], ...] = (ExactDedup, NearDedup, HoldOut, Decontaminate, Split, Expand, Mix)
+GLOBAL_STEPS: tuple[type[GlobalStep], ...] = (ExactDedup, NearDedup, Holdout, Decontaminate, Split, Expand, Mix)
 """The global steps, in order: filters on items (dedup, near-dedup, hold-out, decontamination), the
 train / validation split (on items, so an item's variants never straddle the splits), template
 expansion, and the mixture of the train split."""

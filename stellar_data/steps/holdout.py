@@ -31,7 +31,7 @@ def _column(frame: pl.DataFrame, name: str) -> str:
     return f"_x_{name}" if f"_x_{name}" in frame.columns else name
 
 
-def held_out_groups(frame: pl.DataFrame, config: HoldoutConfig, seed: int) -> set[str]:
+def holdout_groups(frame: pl.DataFrame, config: HoldoutConfig, seed: int) -> set[str]:
     """frame: one source's records (group + stratification columns)."""
     strata = [_column(frame, name) for name in config.stratify]
     groups = frame.group_by("group").agg(pl.col(c).sort().first() for c in strata)
@@ -42,7 +42,7 @@ def held_out_groups(frame: pl.DataFrame, config: HoldoutConfig, seed: int) -> se
     return chosen
 
 
-def hold_out(
+def holdout(
     frame: pl.DataFrame, configs: dict[str, HoldoutConfig], seed: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats]]:
     """Returns (kept, held out, stats per source); sources without a config keep everything."""
@@ -50,13 +50,13 @@ def hold_out(
     for source, config in configs.items():
         part = frame.filter(pl.col("source") == source)
         if part.height:
-            held |= held_out_groups(part, config, seed)
+            held |= holdout_groups(part, config, seed)
     is_held = pl.col("group").is_in(sorted(held)) & pl.col("source").is_in(sorted(configs))
     kept, removed = frame.filter(~is_held), frame.filter(is_held)
     return kept, removed, per_source_stats("holdout", frame, removed, "held_out")
 
 
-class HoldOut(Filter):
+class Holdout(Filter):
     """`holdout` of a source: whole groups leave the corpus for the held-out benchmark."""
 
     name = "holdout"
@@ -66,10 +66,10 @@ class HoldOut(Filter):
         self.configs, self.seed = configs, seed
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe) -> HoldOut | None:
+    def from_recipe(cls, recipe: Recipe) -> Holdout | None:
         configs = {s.name: s.holdout for s in recipe.sources if s.holdout is not None}
         return cls(configs, recipe.seed) if configs else None
 
     def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
-        kept, held, _ = hold_out(thin, self.configs, self.seed)
+        kept, held, _ = holdout(thin, self.configs, self.seed)
         return StepResult(kept, held, held=ctx.table.join(held.select("id"), on="id", how="semi"))

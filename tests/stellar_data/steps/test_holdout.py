@@ -1,4 +1,4 @@
-"""hold_out: whole groups leave (every language), stratified, exact per stratum, seeded."""
+"""holdout: whole groups leave (every language), stratified, exact per stratum, seeded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from stellar_data.sources.astro_qa import read_astro_qa
 from stellar_data.sources.base import RawItem, SourceFile
-from stellar_data.steps.holdout import HoldoutConfig, held_out_groups, hold_out
+from stellar_data.steps.holdout import HoldoutConfig, holdout, holdout_groups
 from tests.conftest import ROOT
 
 SCHEMA = {"id": pl.String, "source": pl.String, "group": pl.String, "lang": pl.String,
@@ -48,7 +48,7 @@ def per_stratum(frame: pl.DataFrame, groups: set[str]) -> Counter[tuple[str, str
 def test_exact_count_per_stratum() -> None:
     frame = records(STRATA)
 
-    held = held_out_groups(frame, FIFTH, seed=1)
+    held = holdout_groups(frame, FIFTH, seed=1)
 
     assert per_stratum(frame, held) == {
         ("single_choice_4", "天体物理学"): 2,
@@ -62,13 +62,13 @@ def test_exact_count_per_stratum() -> None:
 def test_exact_count_does_not_depend_on_the_seed(seed: int) -> None:
     frame = records(STRATA)
 
-    assert sum(per_stratum(frame, held_out_groups(frame, FIFTH, seed)).values()) == 7
+    assert sum(per_stratum(frame, holdout_groups(frame, FIFTH, seed)).values()) == 7
 
 
 def test_stratify_by_type_only() -> None:
     frame = records(STRATA)
 
-    held = held_out_groups(frame, HoldoutConfig(fraction=0.2, stratify=("type",)), seed=1)
+    held = holdout_groups(frame, HoldoutConfig(fraction=0.2, stratify=("type",)), seed=1)
 
     by_type = Counter(t for t, _ in per_stratum(frame, held).elements())
     assert by_type == {"single_choice_4": 6, "judgment": 1}
@@ -78,14 +78,14 @@ def test_fraction_zero_and_one() -> None:
     frame = records(STRATA)
     groups = set(frame["group"].to_list())
 
-    assert held_out_groups(frame, HoldoutConfig(fraction=0.0), seed=1) == set()
-    assert held_out_groups(frame, HoldoutConfig(fraction=1.0), seed=1) == groups
+    assert holdout_groups(frame, HoldoutConfig(fraction=0.0), seed=1) == set()
+    assert holdout_groups(frame, HoldoutConfig(fraction=1.0), seed=1) == groups
 
 
 def test_every_record_of_a_held_group_leaves_in_every_language() -> None:
     frame = records(STRATA)
 
-    kept, held, _ = hold_out(frame, {"astro_qa": FIFTH}, seed=1)
+    kept, held, _ = holdout(frame, {"astro_qa": FIFTH}, seed=1)
 
     held_groups = set(held["group"].to_list())
     assert len(held_groups) == 7
@@ -103,7 +103,7 @@ def test_sources_without_a_config_are_untouched() -> None:
     other = astro.with_columns(pl.lit("other").alias("source"), ("other:" + pl.col("id")).alias("id"))
     frame = pl.concat([astro, other])
 
-    kept, held, stats = hold_out(frame, {"astro_qa": FIFTH}, seed=1)
+    kept, held, stats = holdout(frame, {"astro_qa": FIFTH}, seed=1)
 
     assert set(held["source"].to_list()) == {"astro_qa"}
     assert kept.filter(pl.col("source") == "other").equals(other)
@@ -114,7 +114,7 @@ def test_sources_without_a_config_are_untouched() -> None:
 def test_no_config_keeps_everything() -> None:
     frame = records(STRATA)
 
-    kept, held, stats = hold_out(frame, {}, seed=1)
+    kept, held, stats = holdout(frame, {}, seed=1)
 
     assert kept.equals(frame) and held.height == 0
     assert stats["astro_qa"].kept == frame.height
@@ -123,7 +123,7 @@ def test_no_config_keeps_everything() -> None:
 def test_stats_reconcile() -> None:
     frame = pl.concat([records(STRATA), records({("judgment", "x"): 3}, source="other")])
 
-    kept, held, stats = hold_out(frame, {"astro_qa": FIFTH}, seed=1)
+    kept, held, stats = holdout(frame, {"astro_qa": FIFTH}, seed=1)
 
     astro = stats["astro_qa"]
     assert astro.step == "holdout"
@@ -139,19 +139,19 @@ def test_deterministic_whatever_the_row_order() -> None:
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=7)
     assert shuffled["id"].to_list() != frame["id"].to_list()
 
-    assert held_out_groups(shuffled, FIFTH, seed=1) == held_out_groups(frame, FIFTH, seed=1)
-    _, held_a, _ = hold_out(frame, {"astro_qa": FIFTH}, seed=1)
-    _, held_b, _ = hold_out(shuffled, {"astro_qa": FIFTH}, seed=1)
+    assert holdout_groups(shuffled, FIFTH, seed=1) == holdout_groups(frame, FIFTH, seed=1)
+    _, held_a, _ = holdout(frame, {"astro_qa": FIFTH}, seed=1)
+    _, held_b, _ = holdout(shuffled, {"astro_qa": FIFTH}, seed=1)
     assert sorted(held_a["id"].to_list()) == sorted(held_b["id"].to_list())
 
 
 def test_a_different_seed_holds_out_a_different_set() -> None:
     frame = records(STRATA)
 
-    sets = {frozenset(held_out_groups(frame, FIFTH, seed)) for seed in range(4)}
+    sets = {frozenset(holdout_groups(frame, FIFTH, seed)) for seed in range(4)}
 
     assert len(sets) > 1
-    assert held_out_groups(frame, FIFTH, 1) != held_out_groups(frame, FIFTH, 2)
+    assert holdout_groups(frame, FIFTH, 1) != holdout_groups(frame, FIFTH, 2)
 
 
 def test_a_stratum_is_fixed_per_group_even_across_languages() -> None:
@@ -164,7 +164,7 @@ def test_a_stratum_is_fixed_per_group_even_across_languages() -> None:
         .alias("_x_subfield")
     )
 
-    held = held_out_groups(frame, HoldoutConfig(fraction=0.5), seed=3)
+    held = holdout_groups(frame, HoldoutConfig(fraction=0.5), seed=3)
 
     # The group takes the smallest value (天体物理学 < 天文学史): still 10 groups, one stratum.
     assert len(held) == 5
@@ -184,7 +184,7 @@ def test_real_astro_qa_holdout(shared_sources: Path) -> None:
     frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
     config = HoldoutConfig(fraction=0.1, stratify=("type", "subfield"))
 
-    kept, held, stats = hold_out(frame, {"astro_qa": config}, seed=20240229)
+    kept, held, stats = holdout(frame, {"astro_qa": config}, seed=20240229)
 
     # Some duplicate groups hold items filed under two subfields: the premise of the count rule.
     mixed = frame.group_by("group").agg(pl.col("_x_subfield").n_unique().alias("n")).filter(pl.col("n") > 1)

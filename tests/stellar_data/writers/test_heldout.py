@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from stellar_data.ingest import IngestTask, ingest
 from stellar_data.recipe import load_recipe
 from stellar_data.sources import SourceFile
-from stellar_data.steps.holdout import hold_out
+from stellar_data.steps.holdout import holdout
 from stellar_data.writers.heldout import HELDOUT_DIR, HELDOUT_SCHEMA, heldout_table, write_heldout
 from tests.conftest import ROOT
 
@@ -149,7 +149,7 @@ def test_real_heldout_items(shared_sources: Path) -> None:
     (path,) = spec.paths
     result = ingest(IngestTask(spec, SourceFile(shared_sources / path, path), 0, recipe.seed, recipe.protected_terms))
     assert result.records is not None and spec.holdout is not None
-    _, held_records, _ = hold_out(result.records, {"astro_qa": spec.holdout}, recipe.seed)
+    _, held_records, _ = holdout(result.records, {"astro_qa": spec.holdout}, recipe.seed)
 
     table = heldout_table(held_records)
     rows = table.to_pylist()
