@@ -196,7 +196,9 @@ def read_normalized(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, StepS
     """The file's records, read and normalized batch by batch; (records, quarantine, read and
     normalize stats)."""
     spec, file = task.spec, task.file
-    entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
+    adapter = ADAPTERS[spec.adapter]
+    options = adapter.options() if spec.options is None else spec.options
+    entries = adapter.reader(file, options, spec.lang)
     config = NormalizeConfig(spec.opencc, task.protected_terms)
     frames, quarantines = [], []
     read_stats, normalize_stats = StepStats("read", spec.name), StepStats("normalize", spec.name)

@@ -27,6 +27,7 @@ from stellar_data.errors import SourceFileError
 from stellar_data.ingest import IngestResult, IngestTask, ingest
 from stellar_data.recipe import SourceSpec
 from stellar_data.record import RAW_EXCERPT_CHARS
+from stellar_data.sources import ADAPTERS, options_from
 from tests.helpers import alpaca_recipe, source_file
 
 MAPPING = {"instruction": "prompt", "output": "response"}
@@ -65,7 +66,7 @@ def run(tmp_path: Path, adapter: str, name: str, data: bytes, options: dict[str,
     if options is None:
         options = {"columns": MAPPING} if adapter == "generic" else {}
     spec = SourceSpec(name="s", adapter=adapter, paths=(name,), category="general", lang="en", order=0,
-                      options=options)  # fmt: skip
+                      options=options_from(ADAPTERS[adapter].options, options))  # fmt: skip
     try:
         outcome = Outcome(name, result=ingest(IngestTask(spec, source_file(path, tmp_path), 0, 1, ())))
     except SourceFileError as error:

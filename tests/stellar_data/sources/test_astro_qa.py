@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 
 from stellar_data.errors import SourceFileError
+from stellar_data.sources import options_from
 from stellar_data.sources.astro_qa import (
     KIND_BY_NAME,
     KINDS,
@@ -89,7 +90,7 @@ def item(entries: Entries, kind: str, lang: str, item_id: int) -> RawItem:
 
 
 def read_folder(folder: Path, relative: str = DATA, **options: object) -> Entries:
-    return list(read_astro_qa(SourceFile(folder, relative), dict(options), "auto"))
+    return list(read_astro_qa(SourceFile(folder, relative), options_from(AstroQaOptions, options), "auto"))
 
 
 @pytest.fixture(scope="module")
