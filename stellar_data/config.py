@@ -11,8 +11,13 @@ C = TypeVar("C")
 
 
 def from_table(cls: type[C], table: dict[str, Any] | None, **given: Any) -> C:
-    """`cls` built from a validated recipe table: its keys that are fields of `cls` (TOML arrays
-    become tuples where the field is a tuple), then `given` (values the loader resolved itself)."""
+    """`cls` built from a validated recipe table (TOML arrays become tuples where the field is a tuple),
+    then `given` (values the loader resolved itself). A key that is no field of `cls` is a ValueError:
+    in a recipe the schema refuses it first, so it is a bug (or a typo in a caller's table)."""
+    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(table or {}) - names)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} for {cls.__name__} (allowed: {', '.join(sorted(names))})")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if table is not None and field.name in table:

@@ -184,7 +184,9 @@ def run_record_steps(task: IngestTask) -> tuple[pl.DataFrame, pl.DataFrame, list
     """The file's records through the record-local steps, batch by batch: (records, quarantine rows in
     step order, stats per step in RECORD_STEPS order)."""
     spec, file = task.spec, task.file
-    entries = ADAPTERS[spec.adapter](file, spec.options, spec.lang)
+    adapter = ADAPTERS[spec.adapter]
+    options = adapter.options() if spec.options is None else spec.options
+    entries = adapter.reader(file, options, spec.lang)
     steps = record_steps(task)
     stats = [StepStats(name, spec.name) for name in RECORD_STEPS]
     frames: list[pl.DataFrame] = []

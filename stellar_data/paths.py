@@ -6,7 +6,7 @@ Rules (checked by `plan_build`, before anything is read):
   unless the recipe sets `corpus.allow_outside_sources = true`. A symlink inside the sources
   directory that points outside is refused the same way: its target is what would be read. A
   folder source is checked entry by entry, through the symlinked folders inside it.
-- A source is a regular file; a folder only for the adapters that read one (FOLDER_ADAPTERS). A
+- A source is a regular file; a folder only for the adapters that read one (AdapterInfo.folder). A
   FIFO, a device or a socket is refused (reading one would block or never end).
 - A symlink loop is reported as one (ELOOP), not as a missing file.
 - Within one source, a file matched by several paths or globs is read once (first match first);
@@ -25,10 +25,7 @@ from pathlib import Path
 
 from .errors import RecipeError, SourceFileError
 from .recipe import Recipe, SourceSpec
-from .sources import SourceFile
-
-FOLDER_ADAPTERS = frozenset({"astro_qa"})
-"""Adapters whose source path is a folder (Astro-QA: ZH/ and EN/)."""
+from .sources import ADAPTERS, SourceFile
 
 _OTHER_KINDS = {
     stat.S_ISFIFO: "a FIFO",
@@ -170,7 +167,7 @@ def check_kind(paths: SourcePaths, path: Path, adapter: str | None) -> None:
     if stat.S_ISREG(mode):
         return
     if stat.S_ISDIR(mode):
-        if adapter in FOLDER_ADAPTERS:
+        if adapter is not None and ADAPTERS[adapter].folder:
             return
         reader = "an eval set is read from a file" if adapter is None else f"the {adapter} adapter reads files"
         raise SourceFileError(f"{paths.owner}: {name} is a folder; {reader}")

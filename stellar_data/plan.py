@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from .errors import SourceFileError
 from .paths import check_eval_set_paths, check_one_source_per_file, source_files
 from .recipe import Recipe, SourceSpec
-from .sources import LINE_SPLITTABLE, SourceFile
+from .sources import ADAPTERS, SourceFile
 from .sources.files import is_json_lines, line_spans
 
 
@@ -59,8 +59,8 @@ workers stay evenly busy and each holds one span's records, not a whole file's."
 
 
 def file_parts(spec: SourceSpec, file: SourceFile, span_bytes: int = SPAN_BYTES) -> list[SourceFile]:
-    """The file as one task, or a large JSON Lines file as line spans (adapters in LINE_SPLITTABLE)."""
-    if spec.adapter not in LINE_SPLITTABLE or not file.path.is_file() or file.path.stat().st_size <= span_bytes:
+    """The file as one task, or a large JSON Lines file as line spans (AdapterInfo.line_splittable)."""
+    if not ADAPTERS[spec.adapter].line_splittable or not file.path.is_file() or file.path.stat().st_size <= span_bytes:
         return [file]
     if not is_json_lines(file):
         return [file]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from .config import from_table
 from .errors import RecipeError
 from .quarantine_limit import QualityConfig
 from .resources import load_schema
-from .sources.gsm8k import template_problem
+from .sources import ADAPTERS, AdapterInfo
 from .steps.decontaminate import DecontaminateConfig, EvalSetSpec
 from .steps.dedup import DedupConfig
 from .steps.expand import ExpandConfig
@@ -75,7 +75,9 @@ class SourceSpec:
     priority: int | None = None
     max_quarantine_ratio: float | None = None
     validation_fraction: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
+    """The adapter's options dataclass (AdapterInfo.options), built from the `options` table;
+    None: the adapter's defaults."""
     holdout: HoldoutConfig | None = None
     expand: ExpandConfig | None = None
     fetch: tuple[FetchSpec, ...] = ()
@@ -111,7 +113,7 @@ class Recipe:
     `sha256` is of these bytes)."""
     allow_outside_sources: bool = False
     """`corpus.allow_outside_sources`: source and eval-set paths may resolve outside `sources_dir`."""
-    run: RunConfig = field(default_factory=lambda: RunConfig())
+    run: RunConfig = field(default_factory=RunConfig)
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -183,20 +185,19 @@ def _read_protected_terms(recipe_path: Path, relative: str | None) -> tuple[str,
     return tuple(sorted({t for t in terms if t}, key=lambda t: (-len(t), t)))
 
 
-# Adapters whose items carry the structured fields hold-out and template expansion work on.
-_STRUCTURED_ADAPTERS = {"astro_qa"}
-
-
 def _step_configs(
     recipe_path: Path, source: dict[str, Any], where: str
 ) -> tuple[HoldoutConfig | None, ExpandConfig | None]:
+    adapter = ADAPTERS[source["adapter"]]
     wanted = [key for key in ("holdout", "templates") if key in source]
-    if wanted and source["adapter"] not in _STRUCTURED_ADAPTERS:
-        raise RecipeError(f"recipe {recipe_path}: {where}.{wanted[0]}: needs structured items (adapter astro_qa)")
+    if wanted and not adapter.structured:
+        structured = ", ".join(name for name, info in ADAPTERS.items() if info.structured)
+        raise RecipeError(f"recipe {recipe_path}: {where}.{wanted[0]}: needs structured items (adapter {structured})")
     holdout = None
     if "holdout" in source:
         spec = source["holdout"]
-        holdout = from_table(HoldoutConfig, spec)
+        strata = {} if "stratify" in spec else {"stratify": adapter.holdout_strata}  # the adapter's, by default
+        holdout = from_table(HoldoutConfig, spec, **strata)
     expand = None
     if "templates" in source:
         path = (recipe_path.parent / source["templates"]["file"]).resolve()
@@ -206,27 +207,19 @@ def _step_configs(
     return holdout, expand
 
 
-# Adapter options that name files: resolved against the recipe's folder when the recipe is loaded.
-_PATH_OPTIONS = {"astro_qa": ("date_cells",)}
-
-
-def _check_options(recipe_path: Path, adapter: str, options: dict[str, Any], where: str) -> None:
-    """What the schema cannot say about adapter options (checked here, before anything is read)."""
-    template = options.get("final_answer_template") if adapter == "gsm8k" else None
-    if template is not None and (problem := template_problem(template)):
-        raise RecipeError(f"recipe {recipe_path}: {where}.options.final_answer_template: {problem}")
-
-
-def _resolve_options(recipe_path: Path, adapter: str, options: dict[str, Any], where: str) -> dict[str, Any]:
-    _check_options(recipe_path, adapter, options, where)
-    resolved = dict(options)
-    for key in _PATH_OPTIONS.get(adapter, ()):
-        if key in resolved:
-            path = (recipe_path.parent / resolved[key]).resolve()
+def _resolve_options(recipe_path: Path, adapter: AdapterInfo, table: dict[str, Any], where: str) -> Any:
+    """The adapter's options from the `options` table: checked for what the schema cannot say, and
+    the options naming files resolved against the recipe's folder (before anything is read)."""
+    options = from_table(adapter.options, table)
+    if problem := adapter.check(options):
+        raise RecipeError(f"recipe {recipe_path}: {where}.options.{problem}")
+    for key in adapter.path_options:
+        if (relative := getattr(options, key)) is not None:
+            path = (recipe_path.parent / relative).resolve()
             if not path.is_file():
                 raise RecipeError(f"recipe {recipe_path}: {where}.options.{key}: file not found: {path}")
-            resolved[key] = str(path)
-    return resolved
+            options = replace(options, **{key: str(path)})
+    return options
 
 
 _SOURCE_SCALARS = ("opencc", "license", "url", "optional", "priority", "max_quarantine_ratio", "validation_fraction")
@@ -267,7 +260,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
             order=index,
             **{key: s[key] for key in _SOURCE_SCALARS if key in s},
             options=_resolve_options(
-                recipe_path, s["adapter"], s.get("options", {}), f"sources[{index}] (source {s['name']!r})"
+                recipe_path, ADAPTERS[s["adapter"]], s.get("options", {}), f"sources[{index}] (source {s['name']!r})"
             ),
             fetch=tuple(FetchSpec(f["path"], f["sha256"], f.get("url"), f.get("hub")) for f in s.get("fetch", [])),
             holdout=step_configs[index][0],

@@ -27,9 +27,8 @@ def strip_io_prefix(text: Any, pattern: re.Pattern[str], label: str) -> Any:
     return pattern.sub("", text, count=1)
 
 
-def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
+def read_alpaca(file: SourceFile, options: AlpacaOptions, lang: str) -> Iterator[Entry]:
     """Items in column batches (the bulk of a corpus is Alpaca-shaped): types are checked by assemble."""
-    config = AlpacaOptions(**options)
     for batch in iter_json_batches(file):
         yield from batch.rejections
         items = ItemBatch(batch.kind, [], [], [], [])
@@ -43,7 +42,7 @@ def read_alpaca(file: SourceFile, options: dict[str, Any], lang: str) -> Iterato
                 items.instruction.append(value["instruction"])
                 items.input.append(value.get("input", ""))
                 items.output.append(value["output"])
-        if config.strip_io_prefixes:
+        if options.strip_io_prefixes:
             items.input = [strip_io_prefix(text, _INPUT_PREFIX, "输入") for text in items.input]
             items.output = [strip_io_prefix(text, _OUTPUT_PREFIX, "输出") for text in items.output]
         yield items

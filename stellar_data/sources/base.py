@@ -129,4 +129,6 @@ class LineSpan:
 
 
 class Adapter(Protocol):
-    def __call__(self, file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]: ...
+    """`options` is the adapter's own options dataclass (AdapterInfo.options)."""
+
+    def __call__(self, file: SourceFile, options: Any, lang: str) -> Iterator[Entry]: ...

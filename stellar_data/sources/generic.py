@@ -93,10 +93,9 @@ def _parquet_batches(file: SourceFile, parquet: pq.ParquetFile, names: list[str]
         rows += len(values)
 
 
-def read_generic(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
-    config = GenericOptions(**options)
-    mapping = config.columns
-    for entry in json_objects(_rows(file, config.format_of(file), mapping)):
+def read_generic(file: SourceFile, options: GenericOptions, lang: str) -> Iterator[Entry]:
+    mapping = options.columns
+    for entry in json_objects(_rows(file, options.format_of(file), mapping)):
         if isinstance(entry, Rejection):
             yield entry
             continue

@@ -6,7 +6,6 @@ import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import SourceFileError
 from .base import Entry, RawItem, Rejection, SourceFile
@@ -40,25 +39,30 @@ def template_problem(template: str) -> str | None:
     return None
 
 
-def format_solution(answer: str, config: Gsm8kOptions) -> str | None:
+def check_gsm8k_options(options: Gsm8kOptions) -> str | None:
+    """What the schema cannot say: whether `final_answer_template` can be filled (AdapterInfo.check)."""
+    problem = template_problem(options.final_answer_template)
+    return None if problem is None else f"final_answer_template: {problem}"
+
+
+def format_solution(answer: str, options: Gsm8kOptions) -> str | None:
     """Reasoning steps followed by a sentence stating the final answer; None without `####`."""
     match = _FINAL.search(answer)
     if match is None or not match.group(1):
         return None
     steps = answer[: match.start()]
-    if config.strip_calculator_annotations:
+    if options.strip_calculator_annotations:
         steps = _CALCULATOR.sub("", steps)
-    if config.strip_subquestions:
+    if options.strip_subquestions:
         # test_socratic: "How many eggs does Janet sell? ** Janet sells ..." -> "Janet sells ..."
         steps = "\n".join(line.split(" ** ", 1)[-1] for line in steps.split("\n"))
-    final = config.final_answer_template.format(answer=match.group(1))
+    final = options.final_answer_template.format(answer=match.group(1))
     return f"{steps.rstrip()}\n{final}" if steps.strip() else final
 
 
-def read_gsm8k(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
-    config = Gsm8kOptions(**options)
-    if problem := template_problem(config.final_answer_template):
-        raise SourceFileError(f"{file.relative}: options.final_answer_template: {problem}")
+def read_gsm8k(file: SourceFile, options: Gsm8kOptions, lang: str) -> Iterator[Entry]:
+    if problem := check_gsm8k_options(options):
+        raise SourceFileError(f"{file.relative}: options.{problem}")
     for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry
@@ -68,7 +72,7 @@ def read_gsm8k(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator
         if not isinstance(question, str) or not isinstance(answer, str):
             yield Rejection(row, location, "wrong_type", "question and answer must be strings", excerpt(record))
             continue
-        solution = format_solution(answer, config)
+        solution = format_solution(answer, options)
         if solution is None:
             yield Rejection(row, location, "no_final_answer", "answer has no '#### <final>' line", excerpt(record))
             continue

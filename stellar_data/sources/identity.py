@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..text import detect_lang, is_cjk
 from .base import Entry, RawItem, Rejection, SourceFile
 from .files import excerpt, json_objects
 from .json_items import iter_json_items
 
+PLACEHOLDERS = {"name": "{{name}}", "author": "{{author}}"}
 DEFAULT_NAMES = {
     "zh": {"name": "星语者", "author": "星语调校局"},
     "en": {"name": "StellarSpeak", "author": "星语调校局"},
@@ -20,13 +20,14 @@ DEFAULT_NAMES = {
 
 @dataclass(frozen=True)
 class IdentityOptions:
-    placeholders: dict[str, str] = field(default_factory=lambda: {"name": "{{name}}", "author": "{{author}}"})
+    placeholders: dict[str, str] = field(default_factory=lambda: dict(PLACEHOLDERS))
     names: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per language; what is not given is DEFAULT_NAMES."""
 
     def values_for(self, lang: str) -> dict[str, str]:
         """Placeholder text -> replacement for one language."""
         names = {**DEFAULT_NAMES[lang], **self.names.get(lang, {})}
-        placeholders = {"name": "{{name}}", "author": "{{author}}", **self.placeholders}
+        placeholders = {**PLACEHOLDERS, **self.placeholders}
         return {placeholders[key]: names[key] for key in ("name", "author")}
 
 
@@ -50,8 +51,7 @@ def fill_placeholders(text: str, values: dict[str, str]) -> str:
     return pattern.sub(substitute, text)
 
 
-def read_identity(file: SourceFile, options: dict[str, Any], lang: str) -> Iterator[Entry]:
-    config = IdentityOptions(**options)
+def read_identity(file: SourceFile, options: IdentityOptions, lang: str) -> Iterator[Entry]:
     for entry in json_objects(iter_json_items(file)):
         if isinstance(entry, Rejection):
             yield entry
@@ -64,7 +64,7 @@ def read_identity(file: SourceFile, options: dict[str, Any], lang: str) -> Itera
             )
             continue
         record_lang = detect_lang(*fields) if lang == "auto" else lang
-        values = config.values_for(record_lang)
+        values = options.values_for(record_lang)
         instruction, input_, output = (fill_placeholders(f, values) for f in fields)
         yield RawItem(
             row=row, location=location, instruction=instruction, input=input_, output=output, lang=record_lang

@@ -23,10 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import stellar_data as sd
+from stellar_data.config import from_table
 from stellar_data.errors import SourceFileError
 from stellar_data.ingest import IngestResult, IngestTask, ingest
 from stellar_data.recipe import SourceSpec
 from stellar_data.record import RAW_EXCERPT_CHARS
+from stellar_data.sources import ADAPTERS
 from tests.helpers import alpaca_recipe, source_file
 
 MAPPING = {"instruction": "prompt", "output": "response"}
@@ -65,7 +67,7 @@ def run(tmp_path: Path, adapter: str, name: str, data: bytes, options: dict[str,
     if options is None:
         options = {"columns": MAPPING} if adapter == "generic" else {}
     spec = SourceSpec(name="s", adapter=adapter, paths=(name,), category="general", lang="en", order=0,
-                      options=options)  # fmt: skip
+                      options=from_table(ADAPTERS[adapter].options, options))  # fmt: skip
     try:
         outcome = Outcome(name, result=ingest(IngestTask(spec, source_file(path, tmp_path), 0, 1, ())))
     except SourceFileError as error:

@@ -141,7 +141,7 @@ def test_a_template_without_answer_is_caught_by_the_schema(tmp_path: Path, templ
 def test_a_good_final_answer_template_loads(tmp_path: Path) -> None:
     body = GSM8K + "[sources.options]\nfinal_answer_template = '{{答案}}是 {answer}。'\n"
     recipe = load_recipe(write_recipe(tmp_path / "r.toml", body))
-    assert recipe.sources[0].options["final_answer_template"] == "{{答案}}是 {answer}。"
+    assert recipe.sources[0].options.final_answer_template == "{{答案}}是 {answer}。"
 
 
 @pytest.mark.parametrize("seed", [-1, 2**63, True])

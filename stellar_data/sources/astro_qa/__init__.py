@@ -23,5 +23,6 @@ answer key and are excluded deliberately.
 from __future__ import annotations
 
 from .adapter import read_astro_qa
+from .items import AstroQaOptions
 
-__all__ = ["read_astro_qa"]
+__all__ = ["AstroQaOptions", "read_astro_qa"]

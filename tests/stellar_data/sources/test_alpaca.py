@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stellar_data.sources.alpaca import read_alpaca
+from stellar_data.config import from_table
+from stellar_data.sources.alpaca import AlpacaOptions, read_alpaca
 from stellar_data.sources.base import RawItem, Rejection, each_item
 from tests.helpers import source_file, write_json, write_jsonl
 
@@ -17,7 +18,7 @@ OUTPUT_LABEL = re.compile(r"^输出[：:]")
 
 
 def read(path: Path, root: Path, options: dict | None = None, lang: str = "zh") -> list[RawItem | Rejection]:
-    return list(each_item(read_alpaca(source_file(path, root), options or {}, lang)))
+    return list(each_item(read_alpaca(source_file(path, root), from_table(AlpacaOptions, options or {}), lang)))
 
 
 # --- real data ---------------------------------------------------------------------------------

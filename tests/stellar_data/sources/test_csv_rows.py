@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from stellar_data.config import from_table
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.base import RawItem, Rejection
-from stellar_data.sources.generic import read_generic
+from stellar_data.sources.generic import GenericOptions, read_generic
 from tests.helpers import source_file
 
 QA = {"columns": {"instruction": "Q", "output": "A"}}
@@ -18,7 +19,7 @@ QA = {"columns": {"instruction": "Q", "output": "A"}}
 def read(tmp_path: Path, text: str, options: dict | None = None) -> list[RawItem | Rejection]:
     path = tmp_path / "qa.csv"
     path.write_bytes(text.encode("utf-8"))
-    entries = list(read_generic(source_file(path, tmp_path), options or QA, "en"))
+    entries = list(read_generic(source_file(path, tmp_path), from_table(GenericOptions, options or QA), "en"))
     assert entries, "nothing read"
     return entries
 
@@ -103,6 +104,6 @@ def test_an_id_that_is_not_a_scalar_is_wrong_type(tmp_path: Path, bad_id: str) -
     path = tmp_path / "qa.jsonl"
     path.write_text(f'{{"Q": "q", "A": "a", "id": {bad_id}}}\n{{"Q": "q", "A": "a", "id": 7}}\n', encoding="utf-8")
     options = {"columns": {"instruction": "Q", "output": "A", "id": "id"}}
-    bad, good = read_generic(source_file(path, tmp_path), options, "en")
+    bad, good = read_generic(source_file(path, tmp_path), from_table(GenericOptions, options), "en")
     assert (bad.rule, bad.location) == ("wrong_type", "line 1")
     assert good.original_id == "7"

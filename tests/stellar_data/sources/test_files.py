@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stellar_data.errors import SourceFileError
-from stellar_data.sources.alpaca import read_alpaca
+from stellar_data.sources.alpaca import AlpacaOptions, read_alpaca
 from stellar_data.sources.base import RawItem, Rejection, each_item
 from stellar_data.sources.files import BLOCK, complete_prefix, excerpt, file_is_utf8, is_utf8, iter_json_items
 from tests.conftest import ROOT
@@ -40,7 +40,7 @@ def items(path: Path, root: Path) -> list:
 
 
 def alpaca(path: Path, root: Path) -> list[RawItem | Rejection]:
-    return list(each_item(read_alpaca(source_file(path, root), {}, "zh")))
+    return list(each_item(read_alpaca(source_file(path, root), AlpacaOptions(), "zh")))
 
 
 # --- encoding ----------------------------------------------------------------------------------

@@ -8,16 +8,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from stellar_data.config import from_table
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.base import RawItem, Rejection
-from stellar_data.sources.generic import read_generic
+from stellar_data.sources.generic import GenericOptions, read_generic
 from tests.helpers import source_file, write_json, write_jsonl
 
 QA = {"instruction": "Question", "output": "Answer"}
 
 
 def read(path: Path, root: Path, options: dict) -> list[RawItem | Rejection]:
-    return list(read_generic(source_file(path, root), options, "en"))
+    return list(read_generic(source_file(path, root), from_table(GenericOptions, options), "en"))
 
 
 def write(path: Path, text: str) -> Path:

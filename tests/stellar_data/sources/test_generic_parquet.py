@@ -11,7 +11,7 @@ import pytest
 
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.base import RawItem
-from stellar_data.sources.generic import read_generic
+from stellar_data.sources.generic import GenericOptions, read_generic
 from tests.helpers import source_file
 
 COLUMNS = {"columns": {"instruction": "q", "output": "a"}}
@@ -34,7 +34,7 @@ def garble_row_group(path: Path, row_group: int) -> None:
 
 
 def read(path: Path) -> list:
-    return list(read_generic(source_file(path), COLUMNS, "en"))
+    return list(read_generic(source_file(path), GenericOptions(**COLUMNS), "en"))
 
 
 def test_a_valid_parquet_file_is_read_whole(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from stellar_data import RecipeError, load_recipe
+from stellar_data.config import from_table
 from stellar_data.errors import SourceFileError
 from stellar_data.sources.base import RawItem, Rejection
-from stellar_data.sources.gsm8k import read_gsm8k
+from stellar_data.sources.gsm8k import Gsm8kOptions, read_gsm8k
 from tests.helpers import source_file, write_jsonl, write_recipe
 
 DATA = "grade-school-math/grade_school_math/data"
@@ -19,7 +20,7 @@ THOUSANDS = re.compile(r"^The answer is -?\d{1,3}(,\d{3})+\.$")
 
 
 def read(path: Path, root: Path, options: dict | None = None) -> list[RawItem | Rejection]:
-    return list(read_gsm8k(source_file(path, root), options or {}, "en"))
+    return list(read_gsm8k(source_file(path, root), from_table(Gsm8kOptions, options or {}), "en"))
 
 
 def final_of(answer: str) -> str:
@@ -146,7 +147,7 @@ def test_a_bad_final_answer_template_is_a_file_error_before_reading(tmp_path: Pa
     path = write_jsonl(tmp_path / "m.jsonl", [{"question": "1+1?", "answer": "#### 2"}])
 
     with pytest.raises(SourceFileError, match=r"^m\.jsonl: options\.final_answer_template: ") as caught:
-        next(read_gsm8k(source_file(path, tmp_path), {"final_answer_template": template}, "en"))
+        next(read_gsm8k(source_file(path, tmp_path), Gsm8kOptions(final_answer_template=template), "en"))
 
     assert repr(template) in str(caught.value)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stellar_data.config import from_table
 from stellar_data.sources.base import RawItem, Rejection
 from stellar_data.sources.identity import IdentityOptions, fill_placeholders, read_identity
 from tests.helpers import source_file, write_json
@@ -18,7 +19,7 @@ CJK = "[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]"
 
 
 def read(path: Path, root: Path, options: dict | None = None, lang: str = "auto") -> list[RawItem | Rejection]:
-    return list(read_identity(source_file(path, root), options or {}, lang))
+    return list(read_identity(source_file(path, root), from_table(IdentityOptions, options or {}), lang))
 
 
 # --- fill_placeholders -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from stellar_data.ingest import IngestTask, ingest
 from stellar_data.plan import file_parts
 from stellar_data.recipe import SourceSpec
 from stellar_data.sources import LineSpan
-from stellar_data.sources.alpaca import read_alpaca
+from stellar_data.sources.alpaca import AlpacaOptions, read_alpaca
 from stellar_data.sources.base import each_item
 from stellar_data.sources.files import BLOCK, line_spans
 from tests.helpers import source_file, write_jsonl
@@ -88,10 +88,10 @@ def test_file_parts_cut_only_large_json_lines_files_of_splittable_adapters(tmp_p
 def test_reading_the_spans_gives_the_items_of_the_whole_file(tmp_path: Path) -> None:
     path = crafted_alpaca(tmp_path)
     file = source_file(path, tmp_path)
-    whole = list(each_item(read_alpaca(file, {}, "auto")))
+    whole = list(each_item(read_alpaca(file, AlpacaOptions(), "auto")))
     parts = file_parts(alpaca_spec("data.jsonl"), file, span_bytes=1500)
     assert len(parts) > 3
-    by_span = [entry for part in parts for entry in each_item(read_alpaca(part, {}, "auto"))]
+    by_span = [entry for part in parts for entry in each_item(read_alpaca(part, AlpacaOptions(), "auto"))]
     assert by_span == whole
     assert {type(e).__name__ for e in whole} == {"RawItem", "Rejection"}
 
@@ -123,8 +123,8 @@ def test_a_span_with_bad_bytes_quarantines_its_lines(tmp_path: Path) -> None:
     path.write_bytes(good * 40 + b'{"instruction": "q\xff", "output": "a"}\n' + good * 40)
     file = source_file(path, tmp_path)
     parts = file_parts(alpaca_spec("data.jsonl"), file, span_bytes=600)
-    entries = [e for part in parts for e in each_item(read_alpaca(part, {}, "auto"))]
-    assert entries == list(each_item(read_alpaca(file, {}, "auto")))
+    entries = [e for part in parts for e in each_item(read_alpaca(part, AlpacaOptions(), "auto"))]
+    assert entries == list(each_item(read_alpaca(file, AlpacaOptions(), "auto")))
     rejected = [e for e in entries if not hasattr(e, "instruction")]
     assert [(r.rule, r.location) for r in rejected] == [("invalid_utf8", "line 41")]
 
@@ -135,7 +135,7 @@ def test_every_line_is_read_once_whatever_the_span_size(tmp_path: Path, span_byt
     parts = file_parts(alpaca_spec("data.jsonl"), source_file(path, tmp_path), span_bytes=span_bytes)
     spans = [p.span for p in parts if p.span is not None] or [LineSpan(0, path.stat().st_size, 0)]
     assert sum(s.stop - s.start for s in spans) == path.stat().st_size
-    rows = [e.row for part in parts for e in each_item(read_alpaca(part, {}, "auto"))]
+    rows = [e.row for part in parts for e in each_item(read_alpaca(part, AlpacaOptions(), "auto"))]
     assert rows == sorted(set(rows))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from stellar_data.sources.astro_qa import read_astro_qa
+from stellar_data.sources.astro_qa import AstroQaOptions, read_astro_qa
 from stellar_data.sources.base import RawItem, SourceFile
 from stellar_data.steps.holdout import HoldoutConfig, holdout, holdout_groups
 from tests.conftest import ROOT
@@ -173,7 +173,7 @@ def test_a_stratum_is_fixed_per_group_even_across_languages() -> None:
 def test_real_astro_qa_holdout(shared_sources: Path) -> None:
     entries = read_astro_qa(
         SourceFile(shared_sources / "Astro-QA/data", "Astro-QA/data"),
-        {"date_cells": str(ROOT / "corpus/astro_qa/date_cells.toml")},
+        AstroQaOptions(date_cells=str(ROOT / "corpus/astro_qa/date_cells.toml")),
         "auto",
     )
     rows = [

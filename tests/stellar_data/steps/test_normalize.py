@@ -370,7 +370,9 @@ def test_real_astro_qa_zh_4opt_has_no_odd_characters_after_ingest(shared_sources
     # Precondition: the raw items really hold the characters (otherwise the test proves nothing),
     # in the triples and in the structured fields alike.
     raw_items = [
-        e for e in ADAPTERS["astro_qa"](file, spec.options, spec.lang) if isinstance(e, RawItem) and e.file == zh_4opt
+        e
+        for e in ADAPTERS["astro_qa"].reader(file, spec.options, spec.lang)
+        if isinstance(e, RawItem) and e.file == zh_4opt
     ]
     raw = [t for e in raw_items for t in (e.instruction, e.input, e.output)]
     raw_found = {ch for t in raw for ch in FORBIDDEN.findall(t)}

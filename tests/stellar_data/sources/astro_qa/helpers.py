@@ -9,9 +9,10 @@ from pathlib import Path
 
 import openpyxl
 
+from stellar_data.config import from_table
 from stellar_data.sources.astro_qa import read_astro_qa
 from stellar_data.sources.astro_qa.cells import read_sheet
-from stellar_data.sources.astro_qa.items import KIND_BY_NAME
+from stellar_data.sources.astro_qa.items import KIND_BY_NAME, AstroQaOptions
 from stellar_data.sources.base import RawItem, Rejection, SourceFile
 from tests.conftest import ROOT
 
@@ -76,7 +77,7 @@ def item(entries: Entries, kind: str, lang: str, item_id: int) -> RawItem:
 
 
 def read_folder(folder: Path, relative: str = DATA, **options: object) -> Entries:
-    return list(read_astro_qa(SourceFile(folder, relative), dict(options), "auto"))
+    return list(read_astro_qa(SourceFile(folder, relative), from_table(AstroQaOptions, options), "auto"))
 
 
 def zh_subfield(data_dir: Path, kind: str, item_id: int) -> str:
