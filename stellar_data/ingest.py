@@ -24,7 +24,7 @@ from .steps.assemble import assemble
 from .steps.base import RECORD_STEPS, RecordStep, StepStats
 from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
 from .steps.fold import Grams, TokenHashes, fold_hashes
-from .steps.neardup import SIGNATURE, NearDupConfig, signatures
+from .steps.neardup import SIGNATURE, NearDedupConfig, signatures
 from .steps.normalize import Normalize, NormalizeConfig
 from .steps.validate import Validate
 
@@ -40,7 +40,7 @@ class IngestTask:
     protected_terms: tuple[str, ...]
     records_path: Path | None = None
     """Where to write the records (Arrow IPC); None keeps them in the result (check / tests)."""
-    near_dedup: NearDupConfig | None = None
+    near_dedup: NearDedupConfig | None = None
     """When set, each record's MinHash signature is computed here, in the worker."""
     eval_index: GramIndex | None = None
     """When set, each record's n-grams found in the eval questions' index (`_eval_grams`) are kept."""

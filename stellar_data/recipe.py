@@ -21,7 +21,7 @@ from .steps.dedup import DedupConfig
 from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
 from .steps.mix import CategoryTarget, MixConfig
-from .steps.neardup import NearDupConfig
+from .steps.neardup import NearDedupConfig
 from .steps.split import SplitConfig
 from .writers.splits import OutputConfig
 
@@ -106,7 +106,7 @@ class Recipe:
     train_json: bool
     sources: tuple[SourceSpec, ...]
     mix: MixConfig | None = None
-    near_dedup: NearDupConfig | None = None
+    near_dedup: NearDedupConfig | None = None
     decontaminate: DecontaminateConfig | None = None
     text: str = ""
     """The recipe file as read, less its `[run]` table (recorded in the manifest and the dataset card;
@@ -337,10 +337,10 @@ def _mix_config(section: dict[str, Any] | None) -> MixConfig | None:
     return from_table(MixConfig, section, categories=categories)
 
 
-def _near_dedup_config(section: dict[str, Any] | None, origin: str) -> NearDupConfig | None:
+def _near_dedup_config(section: dict[str, Any] | None, origin: str) -> NearDedupConfig | None:
     if section is None:
         return None
-    config = from_table(NearDupConfig, section)
+    config = from_table(NearDedupConfig, section)
     if not config.enabled:
         return None
     if config.num_perm % config.bands:

@@ -33,7 +33,7 @@ _EMPTY = np.uint32(0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
-class NearDupConfig:
+class NearDedupConfig:
     enabled: bool = True
     """False: the recipe keeps its settings but the step is off."""
     threshold: float = 0.8
@@ -50,7 +50,7 @@ class NearDupConfig:
         return self.num_perm // self.bands
 
 
-def signatures(grams_of: Grams, config: NearDupConfig) -> np.ndarray:
+def signatures(grams_of: Grams, config: NearDedupConfig) -> np.ndarray:
     """(texts, K) uint32 signatures of folded texts (their `Grams`); an empty text's row is all
     0xFFFFFFFF (never a duplicate)."""
     k = config.num_perm
@@ -79,7 +79,7 @@ def _densify(sig: np.ndarray) -> np.ndarray:
     return np.where(empty & filled, borrowed, sig).astype(np.uint32)
 
 
-def _band_keys(sig: np.ndarray, config: NearDupConfig) -> np.ndarray:
+def _band_keys(sig: np.ndarray, config: NearDedupConfig) -> np.ndarray:
     """(n, bands) uint64 keys: each band's rows combined."""
     rows = config.rows
     shaped = sig.reshape(len(sig), config.bands, rows).astype(np.uint64)
@@ -108,7 +108,7 @@ class _Clusters:
 
 
 def near_dedup(
-    thin: pl.DataFrame, config: NearDupConfig
+    thin: pl.DataFrame, config: NearDedupConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, StepStats], dict[str, Any]]:
     """thin: id, source, SIGNATURE and RANK_COLUMNS. Returns (kept, dropped with `kept_id` and
     `similarity`, stats per source, a cluster report)."""
@@ -180,7 +180,7 @@ class NearDedup(Filter):
     )
     report_key = "near_duplicates"
 
-    def __init__(self, config: NearDupConfig) -> None:
+    def __init__(self, config: NearDedupConfig) -> None:
         self.config = config
 
     @classmethod

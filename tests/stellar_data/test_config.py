@@ -17,7 +17,7 @@ from stellar_data.steps.decontaminate import DecontaminateConfig, EvalSetSpec
 from stellar_data.steps.dedup import DedupConfig
 from stellar_data.steps.holdout import HoldoutConfig
 from stellar_data.steps.mix import CategoryTarget, MixConfig
-from stellar_data.steps.neardup import NearDupConfig
+from stellar_data.steps.neardup import NearDedupConfig
 from stellar_data.steps.split import SplitConfig
 from stellar_data.writers.splits import OutputConfig
 from tests.conftest import ROOT
@@ -31,7 +31,7 @@ SECTIONS: list[tuple[str, dict[str, Any], type, dict[str, str]]] = [
     ("corpus", TOP["corpus"], CorpusConfig, {}),
     ("quality", TOP["quality"], QualityConfig, {}),
     ("dedup", TOP["dedup"], DedupConfig, {}),
-    ("near_dedup", TOP["near_dedup"], NearDupConfig, {}),
+    ("near_dedup", TOP["near_dedup"], NearDedupConfig, {}),
     ("decontaminate", TOP["decontaminate"], DecontaminateConfig, {}),
     ("decontaminate.eval_sets[]", TOP["decontaminate"]["properties"]["eval_sets"]["items"], EvalSetSpec, {}),
     ("split", TOP["split"], SplitConfig, {}),
@@ -80,7 +80,7 @@ def test_the_schema_defaults_are_the_dataclass_defaults(where: str, schema: dict
 
 
 def test_a_table_leaving_keys_out_gets_the_dataclass_defaults() -> None:
-    assert from_table(NearDupConfig, {"threshold": 0.9}) == NearDupConfig(threshold=0.9)
+    assert from_table(NearDedupConfig, {"threshold": 0.9}) == NearDedupConfig(threshold=0.9)
     assert from_table(HoldoutConfig, {"stratify": ["lang"]}).stratify == ("lang",)  # arrays become tuples
     assert from_table(HoldoutConfig, {}) == HoldoutConfig() and from_table(DedupConfig, None) == DedupConfig()
     assert from_table(CorpusConfig, {"name": "x"}, seed=3) == CorpusConfig("x", seed=3)

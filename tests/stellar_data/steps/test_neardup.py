@@ -11,17 +11,17 @@ import polars as pl
 import pytest
 
 from stellar_data.steps.fold import Grams, fold_hashes, fold_texts
-from stellar_data.steps.neardup import SIGNATURE, NearDupConfig, near_dedup, signatures
+from stellar_data.steps.neardup import SIGNATURE, NearDedupConfig, near_dedup, signatures
 
 SEED = 20240229
-CONFIG = NearDupConfig()  # threshold 0.8, 64 bins, 16 bands, 5-grams
+CONFIG = NearDedupConfig()  # threshold 0.8, 64 bins, 16 bands, 5-grams
 
 
 def folded(*texts: str) -> pl.Series:
     return fold_texts(pl.Series(list(texts), dtype=pl.String), convert_traditional=True)
 
 
-def sig(*texts: str, config: NearDupConfig = CONFIG, seed: int = SEED) -> np.ndarray:
+def sig(*texts: str, config: NearDedupConfig = CONFIG, seed: int = SEED) -> np.ndarray:
     tokens = fold_hashes(pl.Series(list(texts), dtype=pl.String), convert_traditional=True, seed=seed)
     return signatures(Grams(tokens), config)
 
@@ -56,7 +56,7 @@ def replaced_tail(text: str, m: int, *, han: bool) -> str:
 
 
 def test_signature_shape_and_type() -> None:
-    s = sig(LONG_EN, LONG_ZH, config=NearDupConfig(num_perm=128, bands=16))
+    s = sig(LONG_EN, LONG_ZH, config=NearDedupConfig(num_perm=128, bands=16))
     assert s.shape == (2, 128) and s.dtype == np.uint32
 
 
@@ -96,7 +96,9 @@ def test_share_of_equal_bins_estimates_the_shingle_jaccard(m: int, han: bool, nu
     other = replaced_tail(base, m, han=han) if m else base
     f = folded(base, other).to_list()
     exact = shingle_jaccard(*f)
-    estimates = [estimated(sig(base, other, config=NearDupConfig(num_perm=num_perm), seed=seed)) for seed in (1, 2, 3)]
+    estimates = [
+        estimated(sig(base, other, config=NearDedupConfig(num_perm=num_perm), seed=seed)) for seed in (1, 2, 3)
+    ]
     assert all(abs(e - exact) <= 0.15 for e in estimates), (exact, estimates)
     assert abs(sum(estimates) / 3 - exact) <= 0.08, (exact, estimates)
 
@@ -110,7 +112,7 @@ def test_unrelated_texts_share_almost_no_bins() -> None:
 # --- near_dedup -----------------------------------------------------------------------------------
 
 
-def thin(rows: list[tuple[str, str, str, int, int, int, int]], config: NearDupConfig = CONFIG) -> pl.DataFrame:
+def thin(rows: list[tuple[str, str, str, int, int, int, int]], config: NearDedupConfig = CONFIG) -> pl.DataFrame:
     """rows: (id, source, text, _rank, _source_order, _file_index, source_row)."""
     s = sig(*(r[2] for r in rows), config=config)
     return pl.DataFrame(
@@ -202,7 +204,7 @@ def test_below_the_threshold_survives_above_is_dropped() -> None:
     kept, dropped, _, _ = near_dedup(thin(rows), CONFIG)
     assert kept.height == 2
     assert dropped.height == 0
-    lenient = NearDupConfig(threshold=0.2, num_perm=64, bands=64)  # one row per band: every shared bin a candidate
+    lenient = NearDedupConfig(threshold=0.2, num_perm=64, bands=64)  # one row per band: every shared bin a candidate
     _, dropped, _, _ = near_dedup(thin(rows, lenient), lenient)
     assert dropped["id"].to_list() == ["s:1"]
 
@@ -215,7 +217,7 @@ def test_exclude_sources_leaves_a_source_out() -> None:
         ("gen:1", "general", NEAR_ZH, 0, 1, 0, 1),
         ("gen:2", "general", NEAR, 0, 1, 0, 2),  # near an excluded item: nothing to be a duplicate of
     ]
-    config = NearDupConfig(exclude_sources=("identity",))
+    config = NearDedupConfig(exclude_sources=("identity",))
     kept, dropped, stats, _ = near_dedup(thin(rows, config), config)
     assert dropped.select("id", "kept_id").rows() == [("gen:1", "gen:0")]
     assert sorted(kept["id"]) == ["gen:0", "gen:2", "id:0", "id:1"]
