@@ -25,7 +25,6 @@ from .outdir import build_lock, check_out, recover, remove_staging, staging_name
 from .pipeline import Computed, compute, ingest_all
 from .plan import BuildPlan, plan_build
 from .recipe import Recipe, load_recipe
-from .report import char_counts, write_report
 from .steps.base import SPLITS
 from .writers.card import render_card
 from .writers.heldout import HELDOUT_DIR, write_heldout
@@ -33,6 +32,7 @@ from .writers.manifest import MANIFEST_NAME, build_manifest, file_entries, remov
 from .writers.ordered import SplitRecords
 from .writers.parquet import WrittenSplit
 from .writers.quarantine import QUARANTINE_NAME, write_quarantine
+from .writers.report import char_counts, write_report
 from .writers.splits import write_split
 
 

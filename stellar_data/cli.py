@@ -203,7 +203,7 @@ def report(
     ] = None,
 ) -> None:
     """(Re)write report.html in a built corpus: mix, lengths, quarantine reasons, duplicates, breakdown."""
-    from .report import regenerate_report
+    from .writers.report import regenerate_report
 
     try:
         path = regenerate_report(corpus_dir, tokenizer=tokenizer)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import stellar_data as sd
 from stellar_data.cli import app
-from stellar_data.report import REPORT_NAME, RuleCount, category_mix, quarantine_rules, write_report
+from stellar_data.writers.report import REPORT_NAME, write_report
 from tests.conftest import ROOT
 
 IMAGE = '<img src="data:image/png;base64,'
@@ -113,35 +113,12 @@ def test_without_a_mix_the_report_shows_train_before_only(corpus: sd.Corpus, tmp
     assert "Astro-QA breakdown" not in page
 
 
-def test_category_mix_sums_sources_before_and_after_mixing() -> None:
-    def source(category: str, before: int, train: int) -> dict[str, Any]:
-        return {"category": category, "counts": {"mix": {"before": before}, "records": {"train": train}}}
+def test_the_breakdown_section_follows_the_manifest_not_a_source_name(corpus: sd.Corpus) -> None:
+    manifest = copy.deepcopy(corpus.manifest)
+    manifest["breakdown"] = {"renamed": manifest["breakdown"]["astro_qa"]}
 
-    manifest = {
-        "sources": {"zh": source("general", 10, 30), "en": source("general", 5, 15), "m": source("math", 7, 7)},
-        "mix": {"categories": {"general": {"target": 45}, "math": {"target": 7}}},
-    }
-    rows = category_mix(manifest)
-    assert [(r.category, r.before, r.after, r.plan["target"]) for r in rows] == [
-        ("general", 15, 45, 45),
-        ("math", 7, 7, 7),
-    ]
-    assert [r.plan for r in category_mix({**manifest, "mix": None})] == [None, None]
-
-
-def test_quarantine_rules_split_what_counts_toward_the_limit_from_deliberate_exclusions() -> None:
-    manifest = {
-        "sources": {
-            "a": {"counts": {"quarantined": {"empty_option": 2}, "excluded": {"no_answer_key": 9}}},
-            "b": {"counts": {"quarantined": {"empty_option": 1}, "excluded": {}}},
-        },
-        "quarantine": {"by_rule": {"duplicate": 4, "empty_option": 3, "no_answer_key": 9}},
-    }
-    assert quarantine_rules(manifest) == [
-        RuleCount("no_answer_key", quarantined=0, deliberate=9),
-        RuleCount("duplicate", quarantined=0, deliberate=4),
-        RuleCount("empty_option", quarantined=3, deliberate=0),
-    ]
+    page = write_report(corpus.path, manifest).read_text(encoding="utf-8")
+    assert "<h2>Astro-QA breakdown</h2>" in page and "<h3>renamed</h3>" in page and "<h3>astro_qa</h3>" not in page
 
 
 def test_cli_report_rewrites_the_page_and_prints_its_path(corpus: sd.Corpus, tokenizer_json: Path) -> None:
