@@ -17,24 +17,20 @@ import numpy as np
 import polars as pl
 
 from ...errors import CorpusDirError, StellarDataError
+from ...pipeline import SUMMARY_COLUMNS, summary_row
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-SOURCE_COUNTS: tuple[tuple[str, str], ...] = (
-    ("read", "read"),
-    ("quarantined", "quarantined"),
-    ("excluded", "excluded"),
-    ("duplicates", "duplicates"),
-    ("held_out", "held out"),
-    ("train", "train items"),
-    ("validation", "validation items"),
-    ("records.train", "train records"),
-    ("records.validation", "validation records"),
+_LABELS = {"train": "train items", "validation": "validation items"}
+SOURCE_COUNTS: tuple[tuple[str, str], ...] = tuple(
+    (column, _LABELS.get(column, column.replace("_", " ")))
+    for column in SUMMARY_COLUMNS
+    if column not in ("valid", "kept")  # each is a sum of its neighbours
 )
-"""The per-source counts the report's source table shows, as (manifest count key, column label), in
-pipeline order. A key is a path into the source's `counts` (`records.train`); a count that is a
-table of rules (quarantined, excluded) is shown as its sum."""
+"""The per-source counts the report's source table shows, as (summary column, label), in pipeline
+order: derived from the step list (pipeline.SUMMARY_COLUMNS); a count that is a table of rules
+(quarantined, excluded) is shown as its sum."""
 
 TOKEN_CUTOFFS = (256, 512)
 """Training cutoffs worth knowing about: the share of records longer than each is reported."""
@@ -125,21 +121,14 @@ def category_mix(manifest: dict[str, Any]) -> list[CategoryMix]:
     ]
 
 
-def source_count(counts: dict[str, Any], key: str) -> int:
-    """The value of a SOURCE_COUNTS key in a source's `counts`; a table of rules counts as its sum."""
-    value: Any = counts
-    for part in key.split("."):
-        value = value[part]
-    return sum(value.values()) if isinstance(value, dict) else value
-
-
 def source_rows(manifest: dict[str, Any]) -> list[SourceRow]:
     """One row per source, in recipe order."""
     rows = []
     for name, source in manifest["sources"].items():
         c = source["counts"]
-        counts = {key: source_count(c, key) for key, _ in SOURCE_COUNTS}
-        quarantined = source_count(c, "quarantined")
+        summary = summary_row(c)
+        counts = {key: summary[key] for key, _ in SOURCE_COUNTS}
+        quarantined = summary["quarantined"]
         reasons = dict(sorted({**c["quarantined"], **c["excluded"]}.items()))
         ratio = quarantined / c["read"] if c["read"] else None
         rows.append(SourceRow(name, source["category"], source["status"], counts, reasons, ratio))

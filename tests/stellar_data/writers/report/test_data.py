@@ -48,7 +48,8 @@ def test_quarantine_rules_split_what_counts_toward_the_limit_from_deliberate_exc
 def test_source_rows_give_every_listed_count_summing_rule_tables() -> None:
     counts = {
         "read": 12, "quarantined": {"empty_option": 2, "bad_json": 1}, "excluded": {"no_answer_key": 4},
-        "duplicates": 1, "held_out": 0, "train": 3, "validation": 1, "records": {"train": 6, "validation": 1},
+        "valid": 5, "duplicates": 1, "near_duplicates": 0, "held_out": 0, "decontaminated": 0, "kept": 4,
+        "train": 3, "validation": 1, "records": {"train": 6, "validation": 1},
     }  # fmt: skip
     manifest = {
         "sources": {
@@ -58,7 +59,7 @@ def test_source_rows_give_every_listed_count_summing_rule_tables() -> None:
     }
     a, b = source_rows(manifest)
     assert list(a.counts) == [key for key, _ in SOURCE_COUNTS]
-    assert a.counts["quarantined"] == 3 and a.counts["excluded"] == 4 and a.counts["records.train"] == 6
+    assert a.counts["quarantined"] == 3 and a.counts["excluded"] == 4 and a.counts["train_records"] == 6
     assert a.reasons == {"bad_json": 1, "empty_option": 2, "no_answer_key": 4}
     assert a.quarantine_ratio == 3 / 12 and b.quarantine_ratio is None
 
@@ -78,3 +79,13 @@ def test_breakdowns_follow_the_manifest_content_whatever_the_source_name() -> No
     assert b.held_out == {("choice", "zh", "held out"): 2}
     assert b.columns == [("train", "en"), ("validation", "en"), ("held out", "zh")]
     assert b.rows == [("choice", "planets", [0, 0, 2]), ("choice", "stars", [3, 1, 0])]
+
+
+def test_the_source_table_shows_every_count_a_step_declares() -> None:
+    from stellar_data.pipeline import GLOBAL_STEPS
+
+    removals = [step.removes.count for step in GLOBAL_STEPS if step.removes is not None]
+    shown = [key for key, _ in SOURCE_COUNTS]
+    assert removals == ["duplicates", "near_duplicates", "held_out", "decontaminated"]
+    assert shown[:3] == ["read", "quarantined", "excluded"] and shown[-2:] == ["train_records", "validation_records"]
+    assert [key for key in shown if key in removals] == removals  # each, in pipeline order
