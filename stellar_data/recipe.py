@@ -114,6 +114,13 @@ class Recipe:
     allow_outside_sources: bool = False
     """`corpus.allow_outside_sources`: source and eval-set paths may resolve outside `sources_dir`."""
     run: RunConfig = field(default_factory=RunConfig)
+    sections: dict[str, Any] = field(default_factory=dict)
+    """The recipe's top-level tables as validated (less `sources`): a step added later builds its
+    config from its own section (`config.from_table(Config, recipe.section("name"))`) with no
+    loader code here."""
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        return self.sections.get(name)
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -290,6 +297,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         text=text,
         allow_outside_sources=corpus.allow_outside_sources,
         run=from_table(RunConfig, document.get("run")),
+        sections={key: table for key, table in document.items() if key != "sources"},
     )
 
 
