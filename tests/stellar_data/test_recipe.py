@@ -188,3 +188,9 @@ def test_shipped_recipe_hashes_are_their_bytes(name: str) -> None:
     """So adding a schema key (allow_outside_sources) cannot change an existing recipe's hash."""
     path = ROOT / "corpus" / name
     assert load_recipe(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_step_reads_its_own_section(tmp_path: Path) -> None:
+    recipe = load_recipe(write_recipe(tmp_path / "r.toml", MINIMAL + "\n[dedup]\nexact = false\n"))
+    assert recipe.section("dedup") == {"exact": False} and recipe.section("near_dedup") is None
+    assert "sources" not in recipe.sections and recipe.section("corpus") == {"name": "t"}
