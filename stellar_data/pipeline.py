@@ -23,29 +23,25 @@ import pyarrow as pa
 from .errors import QuarantineLimitError, RecipeError, SourceFileError
 from .faults import die_with_parent, signals_held
 from .hashing import CONTENT_KEY_DTYPE
-from .ingest import IngestResult, IngestTask, fold_records, ingest, record_text
+from .ingest import IngestResult, IngestTask, ingest
 from .memory import keep_freed_memory, started_keeping_freed_memory
 from .paths import check_eval_set_paths, check_one_source_per_file, source_files
 from .recipe import Recipe, SourceSpec
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
 from .resources import load_schema
+from .similarity.eval_index import EVAL_GRAMS, GramIndex, all_eval_items
+from .similarity.fold import Grams, TokenHashes
+from .similarity.minhash import SIGNATURE
+from .similarity.records import fold_records
 from .sources import LINE_SPLITTABLE, SourceFile
 from .sources.files import is_json_lines, line_spans
 from .steps.base import StepStats
-from .steps.decontaminate import (
-    EVAL_GRAMS,
-    FOLD_SEED,
-    GramIndex,
-    declared_eval_items,
-    decontaminate,
-    heldout_eval_items,
-)
+from .steps.decontaminate import decontaminate
 from .steps.dedup import RANK_COLUMNS, exact_dedup, per_source_stats
 from .steps.expand import expand, load_templates
-from .steps.fold import Grams, TokenHashes, fold_hashes, prefold
 from .steps.holdout import hold_out
 from .steps.mix import MixPlan, apply_mix, plan_mix
-from .steps.neardup import SIGNATURE, near_dedup
+from .steps.neardup import near_dedup
 from .steps.split import assign_splits
 from .steps.validate import RecordValidator
 from .writers.quarantine import rejection_counts
@@ -256,13 +252,10 @@ def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress 
     first = run_ingest([task(i, None) for i in holding], workers, _offset(progress, 0, len(plan.files)))
     candidates = [pl.read_ipc(r.records_path) for r in first if r.records_path is not None]
     held_candidates = pl.concat(candidates, how="diagonal_relaxed") if candidates else pl.DataFrame()
-    index = GramIndex.of(
-        heldout_eval_items(held_candidates, config, recipe.protected_terms)
-        + declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
-    )
+    index = GramIndex.of(all_eval_items(held_candidates, config, recipe.sources_dir, recipe.protected_terms))
     for result, records in zip(first, candidates, strict=True):
         spec = recipe.source(result.source)
-        grams = index.hits(Grams(fold_records(records, spec.opencc, recipe.protected_terms)))
+        grams = index.hits(Grams(fold_records(records, {spec.name: spec.opencc}, recipe.protected_terms)))
         looked_up = result.records_path.with_suffix(".grams.arrow")  # not over the file polars may have mapped
         records.with_columns(grams).write_ipc(looked_up, compression="uncompressed")
         result.records_path = looked_up
@@ -406,22 +399,15 @@ def _decontaminate(
     config = recipe.decontaminate
     if config is None:
         return kept, kept.clear(), per_source_stats("decontaminate", kept, kept.clear(), "contaminated"), None
-    items = heldout_eval_items(held, config, recipe.protected_terms)
-    items += declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
+    items = all_eval_items(held, config, recipe.sources_dir, recipe.protected_terms)
     if EVAL_GRAMS not in kept.columns:  # a build with no records at all
         kept = kept.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
-    convert = {spec.name: spec.opencc == "none" for spec in recipe.sources}
+    opencc = {spec.name: spec.opencc for spec in recipe.sources}
 
     def record_tokens(rows: list[int]) -> TokenHashes:
-        """Rows of `kept` folded as the workers fold them (t2s only for sources not converted)."""
-        chosen = kept.select("source", "_table_row")[rows]
-        texts = record_text(records.select(pl.all().gather(chosen["_table_row"])))
-        converting = [i for i, source in enumerate(chosen["source"].to_list()) if convert[source]]
-        if converting:
-            at = pl.Series(converting, dtype=pl.UInt32)
-            converted = prefold(texts.gather(at), convert_traditional=True, protected_terms=recipe.protected_terms)
-            texts = texts.scatter(at, converted)
-        return fold_hashes(texts, convert_traditional=False, protected_terms=recipe.protected_terms, seed=FOLD_SEED)
+        """Rows of `kept` folded as the workers fold them."""
+        chosen = kept.select("_table_row")[rows]
+        return fold_records(records.select(pl.all().gather(chosen["_table_row"])), opencc, recipe.protected_terms)
 
     kept, removed, stats, report = decontaminate(kept, items, config, record_tokens)
     return kept.drop(EVAL_GRAMS), removed.drop(EVAL_GRAMS), stats, report
