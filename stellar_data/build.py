@@ -93,15 +93,15 @@ def _build_into(
     """Run the pipeline and write every output into `staging`; the manifest, not yet written."""
     work = staging / "_work"
     work.mkdir()
-    results = ingest_all(plan, work, workers, progress)
+    ingested = ingest_all(plan, work, workers, progress)
     timings = {"ingest": time.perf_counter() - started}
     clock = time.perf_counter()
-    computed = compute(recipe, results)
+    computed = compute(recipe, ingested)
     timings["global_steps"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if progress:
         progress("write", 0, 1)
-    manifest = _write_outputs(recipe, plan, results, computed, staging)
+    manifest = _write_outputs(recipe, plan, ingested.results, computed, staging)
     shutil.rmtree(work)
     if progress:
         progress("write", 1, 1)

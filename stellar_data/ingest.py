@@ -19,12 +19,14 @@ from .paths import folder_files
 from .recipe import SourceSpec
 from .record import EXTRA_PREFIX
 from .resources import load_schema
+from .similarity.eval_index import EVAL_GRAMS, GramIndex
+from .similarity.fold import Grams
+from .similarity.minhash import SIGNATURE, signatures
+from .similarity.records import fold_records
 from .sources import ADAPTERS, Entry, ItemBatch, SourceFile
 from .steps.assemble import assemble
 from .steps.base import RECORD_STEPS, RecordStep, StepStats
-from .steps.decontaminate import EVAL_GRAMS, FOLD_SEED, GramIndex
-from .steps.fold import Grams, TokenHashes, fold_hashes
-from .steps.neardup import SIGNATURE, NearDedupConfig, signatures
+from .steps.neardup import NearDedupConfig
 from .steps.normalize import Normalize, NormalizeConfig
 from .steps.validate import Validate
 
@@ -121,19 +123,6 @@ def with_keys(frame: pl.DataFrame, task: IngestTask) -> pl.DataFrame:
     )
 
 
-def record_text(frame: pl.DataFrame) -> pl.Series:
-    """What similarity compares: instruction, input and output together."""
-    return frame.select(pl.concat_str("instruction", "input", "output", separator=" ")).to_series()
-
-
-def fold_records(frame: pl.DataFrame, opencc: str, protected_terms: tuple[str, ...]) -> TokenHashes:
-    """Each record folded for similarity (fold.py) into token hashes, once for both near-dedup and
-    decontamination. Text a source already converted with OpenCC is not converted again."""
-    return fold_hashes(
-        record_text(frame), convert_traditional=opencc == "none", protected_terms=protected_terms, seed=FOLD_SEED
-    )
-
-
 SIMILARITY_BATCH = 8192
 """Records folded at a time: bounds the numpy scratch arrays (fresh memory is slow to touch)."""
 
@@ -142,7 +131,8 @@ def similarity_columns(frame: pl.DataFrame, task: IngestTask) -> list[pl.Series]
     """The MinHash signature and / or the eval-gram hits of every record, folded once per batch."""
     signature_parts, hit_parts = [], []
     for offset in range(0, frame.height, SIMILARITY_BATCH):
-        grams = Grams(fold_records(frame.slice(offset, SIMILARITY_BATCH), task.spec.opencc, task.protected_terms))
+        batch = frame.slice(offset, SIMILARITY_BATCH)
+        grams = Grams(fold_records(batch, {task.spec.name: task.spec.opencc}, task.protected_terms))
         if task.near_dedup is not None:
             signature_parts.append(signatures(grams, task.near_dedup))
         if task.eval_index is not None:

@@ -20,11 +20,15 @@ import pyarrow as pa
 
 from .executor import Progress, run_ingest
 from .hashing import CONTENT_KEY_DTYPE
-from .ingest import IngestResult, IngestTask, fold_records
+from .ingest import IngestResult, IngestTask
 from .plan import BuildPlan
 from .quarantine_limit import check_quarantine_limits
 from .recipe import Recipe
 from .record import RECORD_SCHEMA, frame_schema, quarantine_frame
+from .similarity.eval_index import EVAL_GRAMS, EvalItem, GramIndex, all_eval_items
+from .similarity.fold import Grams
+from .similarity.minhash import SIGNATURE
+from .similarity.records import fold_records
 from .steps.base import (
     RECORD_COUNTS,
     RECORD_STEPS,
@@ -35,13 +39,12 @@ from .steps.base import (
     passing_stats,
     per_source_stats,
 )
-from .steps.decontaminate import EVAL_GRAMS, Decontaminate, GramIndex, declared_eval_items, heldout_eval_items
+from .steps.decontaminate import Decontaminate
 from .steps.dedup import RANK_COLUMNS, ExactDedup
 from .steps.expand import Expand
-from .steps.fold import Grams
 from .steps.holdout import Holdout
 from .steps.mix import Mix
-from .steps.neardup import SIGNATURE, NearDedup
+from .steps.neardup import NearDedup
 from .steps.split import Split
 
 
@@ -97,13 +100,26 @@ def _empty_records() -> pl.DataFrame:
     ).clear()
 
 
-def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress | None = None) -> list[IngestResult]:
+@dataclass
+class Ingested:
+    """What the ingest stages produced for the global steps."""
+
+    results: list[IngestResult]
+    """Per planned file, in plan order."""
+    eval_items: list[EvalItem] | None = None
+    """With decontamination: every eval item, from each hold-out candidate and each declared eval set
+    (the `eval_index` stage), built once; the decontaminate step keeps those of the items held out."""
+
+
+def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress | None = None) -> Ingested:
     """Ingest every planned file, records to Arrow IPC files in `workdir`.
 
-    With decontamination, the workers look each record's n-grams up in an index of the eval
-    questions' n-grams. Held-out questions are only known once their sources are read, so those
-    sources are ingested first: every item they hold is indexed (the hold-out step picks among them
-    later), and their own records are looked up here.
+    Without decontamination one stage reads every file. With it, the workers look each record's
+    n-grams up in an index of the eval questions' n-grams, and held-out questions are only known once
+    their sources are read, so there are three stages: `read_holding` reads the sources that hold
+    items out; `eval_index` builds the eval items of every item they hold (the hold-out step picks
+    among them later) and of the declared eval sets, indexes them and looks the first sources'
+    records up; `read_rest` reads the other files, looking up as they go.
     """
     recipe = plan.recipe
     config = recipe.decontaminate
@@ -114,25 +130,31 @@ def ingest_all(plan: BuildPlan, workdir: Path, workers: int, progress: Progress 
         return IngestTask(p.spec, p.file, p.index, recipe.seed, recipe.protected_terms, path, recipe.near_dedup, index)
 
     if config is None:
-        return run_ingest([task(i, None) for i in range(len(plan.files))], workers, progress)
+        return Ingested(run_ingest([task(i, None) for i in range(len(plan.files))], workers, progress))
     holding = [i for i, p in enumerate(plan.files) if config.heldout and p.spec.holdout is not None]
     others = [i for i in range(len(plan.files)) if i not in holding]
     first = run_ingest([task(i, None) for i in holding], workers, _offset(progress, 0, len(plan.files)))
+    items, index = _eval_index(recipe, first)
+    rest = run_ingest([task(i, index) for i in others], workers, _offset(progress, len(holding), len(plan.files)))
+    by_position = dict(zip(holding + others, first + rest, strict=True))
+    return Ingested([by_position[i] for i in range(len(plan.files))], items)
+
+
+def _eval_index(recipe: Recipe, first: list[IngestResult]) -> tuple[list[EvalItem], GramIndex]:
+    """The `eval_index` stage: every eval item and their n-gram index; the records already read
+    (`first`) are looked up in it here, the others by the workers."""
+    assert recipe.decontaminate is not None
     candidates = [pl.read_ipc(r.records_path) for r in first if r.records_path is not None]
     held_candidates = pl.concat(candidates, how="diagonal_relaxed") if candidates else pl.DataFrame()
-    index = GramIndex.of(
-        heldout_eval_items(held_candidates, config, recipe.protected_terms)
-        + declared_eval_items(config, recipe.sources_dir, recipe.protected_terms)
-    )
+    items = all_eval_items(held_candidates, recipe.decontaminate, recipe.sources_dir, recipe.protected_terms)
+    index = GramIndex.of(items)
     for result, records in zip(first, candidates, strict=True):
         spec = recipe.source(result.source)
-        grams = index.hits(Grams(fold_records(records, spec.opencc, recipe.protected_terms)))
+        grams = index.hits(Grams(fold_records(records, {spec.name: spec.opencc}, recipe.protected_terms)))
         looked_up = result.records_path.with_suffix(".grams.arrow")  # not over the file polars may have mapped
         records.with_columns(grams).write_ipc(looked_up, compression="uncompressed")
         result.records_path = looked_up
-    rest = run_ingest([task(i, index) for i in others], workers, _offset(progress, len(holding), len(plan.files)))
-    by_position = dict(zip(holding + others, first + rest, strict=True))
-    return [by_position[i] for i in range(len(plan.files))]
+    return items, index
 
 
 def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
@@ -194,8 +216,9 @@ class Computed:
     """Wall seconds of each global step (`load`: reading the workers' records)."""
 
 
-def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
+def compute(recipe: Recipe, ingested: Ingested) -> Computed:
     """The global steps over every record the workers wrote, in GLOBAL_STEPS order."""
+    results = ingested.results
     stats = merged_stats(results)
     rejected = pl.concat([r.quarantine for r in results]) if results else quarantine_frame([])
     check_quarantine_limits(recipe, stats, rejected)
@@ -213,7 +236,8 @@ def compute(recipe: Recipe, results: list[IngestResult]) -> Computed:
     strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
     similarity = [c for c in (SIGNATURE, EVAL_GRAMS) if c in records.columns]
     thin = records.select(*THIN_COLUMNS, *strata, *similarity)
-    ctx = StepContext(recipe, table=records.drop(similarity), held=records.drop(similarity).clear())
+    table = records.drop(similarity)
+    ctx = StepContext(recipe, table=table, held=table.clear(), eval_items=ingested.eval_items)
     del records
     removed: dict[str, pl.DataFrame] = {}
     reports: dict[str, Any] = {}

@@ -69,8 +69,8 @@ def mixture_plan(recipe: str | Path | Recipe, *, sources: str | Path | None = No
         recipe = load_recipe(recipe, sources_dir=sources, seed=seed)
     plan = plan_build(recipe)
     with tempfile.TemporaryDirectory(prefix="stellar-plan-") as work:
-        results = ingest_all(plan, Path(work), worker_count(workers, recipe.run), progress)
-        computed = compute(recipe, results)
+        ingested = ingest_all(plan, Path(work), worker_count(workers, recipe.run), progress)
+        computed = compute(recipe, ingested)
     train = computed.final.filter(pl.col("split") == "train")
     after = dict(train.group_by("category").len().iter_rows())
     validation = computed.final.height - train.height

@@ -24,7 +24,7 @@ from .csv_rows import csv_rows
 from .files import excerpt, json_objects, missing_fields
 from .json_items import iter_json_items
 
-_EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,16 @@ class GenericOptions:
         if self.format != "auto":
             return self.format
         try:
-            return _EXTENSIONS[file.path.suffix.lower()]
+            return EXTENSIONS[file.path.suffix.lower()]
         except KeyError:
             raise SourceFileError(
                 f"{file.relative}: cannot tell the format from the extension; set options.format"
             ) from None
 
 
-def _rows(file: SourceFile, fmt: str, columns: dict[str, str]) -> Iterator[tuple[int, str, Any] | Rejection]:
+def read_rows(file: SourceFile, fmt: str, columns: dict[str, str]) -> Iterator[tuple[int, str, Any] | Rejection]:
+    """(row, location, value) per item of a file in format `fmt`, or a Rejection. `columns`: the
+    mapping, for a CSV header's check and the Parquet columns read."""
     if fmt in ("json", "jsonl"):
         yield from iter_json_items(file)
     elif fmt == "csv":
@@ -95,7 +97,7 @@ def _parquet_batches(file: SourceFile, parquet: pq.ParquetFile, names: list[str]
 
 def read_generic(file: SourceFile, options: GenericOptions, lang: str) -> Iterator[Entry]:
     mapping = options.columns
-    for entry in json_objects(_rows(file, options.format_of(file), mapping)):
+    for entry in json_objects(read_rows(file, options.format_of(file), mapping)):
         if isinstance(entry, Rejection):
             yield entry
             continue

@@ -26,6 +26,7 @@ import polars as pl
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
+    from ..similarity.eval_index import EvalItem
 
 RECORD_STEPS = ("read", "normalize", "validate")
 """The record-local steps, in order: `read` (the adapter, then steps/assemble.py) and the chain of
@@ -124,6 +125,8 @@ class StepContext:
     """Every record's columns, text included; thin rows point into it by `_table_row`."""
     held: pl.DataFrame
     """Records of the held-out items (set by the hold-out step)."""
+    eval_items: list[EvalItem] | None = None
+    """Every eval item, built once by the ingest's `eval_index` stage (with decontamination)."""
 
 
 @dataclass

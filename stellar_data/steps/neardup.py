@@ -1,15 +1,10 @@
-"""Near-duplicates: MinHash signatures (per item, in the ingest workers) and LSH clustering (global).
+"""Near-duplicates: LSH clustering of the MinHash signatures the ingest workers computed (global).
 
-Signatures: the item's folded text (see fold.py) as n-gram shingles (5 Han characters or 5 words),
-hashed once each; one-permutation MinHash: the high bits of a shingle's hash pick one of K bins, the
-bin keeps the smallest low 32 bits; empty bins borrow from the next filled bin (densification). The
-share of equal bins between two signatures estimates the Jaccard similarity of their shingle sets.
-All numpy over the concatenated shingles of a batch: no Python loop per item.
-
-Clustering: LSH with `bands` x `rows` = K; items whose signatures agree on a whole band become
-candidates, each is checked against its bucket's first item (estimated Jaccard >= threshold), and
-accepted pairs are joined into clusters (union-find). Each cluster keeps one item by the same priority
-as exact dedup (source priority, recipe order, file, row); the others are dropped with evidence.
+Signatures and their bands: similarity/minhash.py. Items whose signatures agree on a whole band
+become candidates, each is checked against its bucket's first item (estimated Jaccard >= threshold),
+and accepted pairs are joined into clusters (union-find). Each cluster keeps one item by the same
+priority as exact dedup (source priority, recipe order, file, row); the others are dropped with
+evidence.
 """
 
 from __future__ import annotations
@@ -21,15 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from ..similarity.minhash import SIGNATURE, band_keys, empty_signatures
 from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
 from .dedup import RANK_COLUMNS
-from .fold import Grams
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
-
-SIGNATURE = "_minhash"
-_EMPTY = np.uint32(0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -48,45 +40,6 @@ class NearDedupConfig:
     @property
     def rows(self) -> int:
         return self.num_perm // self.bands
-
-
-def signatures(grams_of: Grams, config: NearDedupConfig) -> np.ndarray:
-    """(texts, K) uint32 signatures of folded texts (their `Grams`); an empty text's row is all
-    0xFFFFFFFF (never a duplicate)."""
-    k = config.num_perm
-    texts = grams_of.texts
-    grams, owner = grams_of.of(config.ngram)
-    flat = np.full(texts * k, _EMPTY, dtype=np.uint32)
-    bins = (grams >> np.uint64(64 - int(np.log2(k)))).astype(np.int64)
-    np.minimum.at(flat, owner * k + bins, (grams & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-    return _densify(flat.reshape(texts, k))
-
-
-def _densify(sig: np.ndarray) -> np.ndarray:
-    """Fill each empty bin from the next filled bin to its right (cyclically), mixed with the distance."""
-    n, k = sig.shape
-    empty = sig == _EMPTY
-    if not empty.any():
-        return sig
-    position = np.arange(k)
-    index = np.where(empty, 2 * k, position)
-    doubled = np.concatenate([index, np.where(empty, 2 * k, position + k)], axis=1)
-    following = np.minimum.accumulate(doubled[:, ::-1], axis=1)[:, ::-1][:, :k]
-    filled = following < 2 * k  # rows with at least one filled bin
-    donor = np.where(filled, following % k, 0)
-    distance = (following - position).astype(np.uint32)
-    borrowed = sig[np.arange(n)[:, None], donor] + distance * np.uint32(0x9E3779B1)
-    return np.where(empty & filled, borrowed, sig).astype(np.uint32)
-
-
-def _band_keys(sig: np.ndarray, config: NearDedupConfig) -> np.ndarray:
-    """(n, bands) uint64 keys: each band's rows combined."""
-    rows = config.rows
-    shaped = sig.reshape(len(sig), config.bands, rows).astype(np.uint64)
-    keys = np.zeros((len(sig), config.bands), dtype=np.uint64)
-    for r in range(rows):
-        keys = keys * np.uint64(0x100000001B3) + shaped[:, :, r] + np.uint64(r + 1)
-    return keys
 
 
 class _Clusters:
@@ -114,8 +67,8 @@ def near_dedup(
     `similarity`, stats per source, a cluster report)."""
     ranked = thin.sort(list(RANK_COLUMNS))
     sig = ranked[SIGNATURE].to_numpy()
-    valid = ~(sig == _EMPTY).all(axis=1) & ~ranked["source"].is_in(list(config.exclude_sources)).to_numpy()
-    keys = _band_keys(sig, config)
+    valid = ~empty_signatures(sig) & ~ranked["source"].is_in(list(config.exclude_sources)).to_numpy()
+    keys = band_keys(sig, config)
     clusters = _Clusters(len(ranked))
     similarity: dict[int, float] = {}
     positions = np.flatnonzero(valid)

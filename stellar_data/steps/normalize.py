@@ -32,8 +32,8 @@ import opencc
 import polars as pl
 
 from ..record import EXTRA_PREFIX, TEXT_FIELDS, quarantine_frame
+from ..text.opencc_scope import changeable_characters, dictionary_characters
 from .base import RecordResult, StepStats
-from .opencc_scope import changeable_characters, dictionary_characters
 
 _INVISIBLE = "\u00ad\u200b\u2060-\u2064\ufeff"
 _BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"

@@ -17,8 +17,8 @@ import pytest
 
 import stellar_data as sd
 from stellar_data.ingest import IngestTask, ingest
+from stellar_data.similarity.fold import fold_texts
 from stellar_data.sources.gsm8k import Gsm8kOptions, format_solution
-from stellar_data.steps.fold import fold_texts
 from stellar_data.writers.manifest import reconcile_errors
 from tests.conftest import ROOT
 from tests.helpers import write_json, write_recipe

@@ -1,39 +1,28 @@
-"""decontaminate.py: eval items (n = ngram_zh for Chinese-majority questions, ngram_en otherwise;
-short questions compared with their answer added), eval sets read through a column mapping (CSV
-with an unnamed index column, JSONL, JSON, Parquet), and the removal of training items holding at
-least `threshold` of an eval question's n-grams, with evidence (eval set, item id, overlap, span)."""
+"""decontaminate.py: the removal of training items holding at least `threshold` of an eval
+question's n-grams, with evidence (eval set, item id, overlap, span)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from stellar_data.errors import SourceFileError
-from stellar_data.steps.decontaminate import (
-    FOLD_SEED,
-    DecontaminateConfig,
-    EvalSetSpec,
-    GramIndex,
-    decontaminate,
-    eval_items,
-    read_eval_set,
+from stellar_data.similarity.eval_index import GramIndex, eval_items
+from stellar_data.similarity.eval_sets import read_eval_set
+from stellar_data.similarity.fold import TokenHashes, fold_hashes, fold_texts
+from stellar_data.similarity.records import FOLD_SEED
+from stellar_data.steps.decontaminate import DecontaminateConfig, EvalSetSpec, decontaminate
+from tests.stellar_data.similarity.test_eval_index import (
+    CONFIG,
+    EN_Q,
+    TEMPLATE,
+    UNRELATED,
+    ZH_Q,
+    ZH_Q_TRADITIONAL,
+    items_of,
+    record_grams,
 )
-from stellar_data.steps.fold import Grams, TokenHashes, fold_hashes, fold_texts
-
-CONFIG = DecontaminateConfig()  # threshold 0.5, 8-grams, min_eval_tokens 20
-
-ZH_Q = "太阳系中体积最大的行星是哪一颗？它表面的大红斑是一个已经持续了数百年的巨大反气旋风暴系统。"
-ZH_Q_TRADITIONAL = "太陽系中體積最大的行星是哪一顆？它表面的大紅斑是一個已經持續了數百年的巨大反氣旋風暴系統。"
-EN_Q = (
-    "A plane travels 1200 miles in 3 hours. At the same rate, how many additional hours would it take "
-    "to travel an additional 2000 miles?"
-)
-TEMPLATE = "你是一位资深天文学家。以下是一道【天体物理学】方向的单选题。有人说“{}”，你怎么看？"
 
 
 def folded_question(text: str) -> str:
@@ -44,12 +33,6 @@ def folded_question(text: str) -> str:
         han = len(token) == 1 and "\u3400" <= token <= "\u9fff"
         out += token if han else f" {token} "
     return " ".join(out.split())
-
-
-def record_grams(texts: pl.Series, index: GramIndex, *, convert_traditional: bool) -> pl.Series:
-    """`_eval_grams` as the ingest workers compute them: folded, hashed, looked up in the index."""
-    tokens = fold_hashes(texts, convert_traditional=convert_traditional, seed=FOLD_SEED)
-    return index.hits(Grams(tokens))
 
 
 def run(
@@ -72,183 +55,6 @@ def run(
 
     return decontaminate(frame, items, config, record_tokens)
 
-
-def items_of(questions: list[str], answers: list[str] | None = None, name: str = "ev", config=CONFIG) -> list:
-    extras = [[a] if a else [] for a in (answers or [""] * len(questions))]
-    return eval_items(questions, extras, [f"q{i}" for i in range(len(questions))], name, config)
-
-
-# --- eval_items -----------------------------------------------------------------------------------
-
-
-def test_n_follows_the_language_of_the_question() -> None:
-    config = DecontaminateConfig(ngram_zh=7, ngram_en=9)
-    zh, en, mixed_zh, mixed_en = eval_items(
-        [
-            ZH_Q,
-            EN_Q,
-            "银河系中大约有多少颗恒星，Milky Way 的质量是多少",
-            "What does 红移 mean for the distance of a galaxy far away from us",
-        ],
-        [[], [], [], []],
-        ["a", "b", "c", "d"],
-        "ev",
-        config,
-    )
-    assert (zh.n, en.n, mixed_zh.n, mixed_en.n) == (7, 9, 7, 9)
-    assert zh.tokens[:4] == ("太", "阳", "系", "中")
-    assert en.tokens[:3] == ("a", "plane", "travels")
-    assert (zh.eval_set, zh.item_id) == ("ev", "a")
-
-
-def test_short_questions_keep_their_answer_as_a_required_extra() -> None:
-    short, long_ = eval_items(["什么是红移？", EN_Q], [["光谱线向长波方向移动"], ["10"]], ["s", "l"], "ev", CONFIG)
-    assert short.tokens == tuple("什么是红移")
-    # the answer's 10 characters as 4-grams (the short question's gram size): 7 of them
-    assert len(short.extra_hashes) == 7 and {length for length, _ in short.extra_hashes} == {4}
-    assert long_.extra_hashes == () and len(long_.tokens) >= CONFIG.min_eval_tokens
-    config = DecontaminateConfig(min_eval_tokens=3)
-    (alone,) = eval_items(["什么是红移？"], [["光谱线向长波方向移动"]], ["s"], "ev", config)
-    assert alone.tokens == tuple("什么是红移") and alone.extra_hashes == ()
-
-
-def test_eval_questions_are_folded_traditional_to_simplified() -> None:
-    (traditional,) = items_of([ZH_Q_TRADITIONAL])
-    (simplified,) = items_of([ZH_Q])
-    assert traditional.tokens == simplified.tokens
-
-
-def test_empty_questions_give_no_item() -> None:
-    assert items_of(["", "。？"], ["", ""]) == []
-
-
-def test_grams_of_an_item() -> None:
-    """One hash per 8-gram, in order: the hash of the same 8 words wherever they stand."""
-    (item,) = eval_items(["one two three four five six seven eight nine ten"], [[]], ["x"], "ev", CONFIG)
-    windows = ["one two three four five six seven eight", "two three four five six seven eight nine",
-               "three four five six seven eight nine ten"]  # fmt: skip
-    singles = eval_items(windows, [[]] * 3, ["a", "b", "c"], "ev", CONFIG)
-    assert item.gram_hashes == tuple(one.gram_hashes[0] for one in singles)
-    assert all(len(one.gram_hashes) == 1 for one in singles)
-    (five,) = eval_items(["one two three four five"], [[]], ["y"], "ev", CONFIG)
-    assert (five.n, len(five.gram_hashes)) == (4, 2)  # shorter than 8: its two 4-grams
-    (three,) = eval_items(["one two three"], [[]], ["z"], "ev", CONFIG)
-    assert three.gram_hashes == ()  # under 4 tokens: not checked
-
-
-# --- read_eval_set ----------------------------------------------------------------------------------
-
-ROWS = [
-    {
-        "Question": "太阳系中体积最大的行星是哪一颗",
-        "A": "木星",
-        "B": "土星",
-        "C": "天王星",
-        "D": "海王星",
-        "Answer": "A",
-    },
-    {"Question": "离太阳最近的行星是", "A": "金星", "B": "水星", "C": "火星", "D": "地球", "Answer": "B"},
-]
-
-
-def test_csv_with_an_unnamed_index_column(tmp_path: Path) -> None:
-    lines = [",Question,A,B,C,D,Answer"]
-    lines += [f"{i},{r['Question']},{r['A']},{r['B']},{r['C']},{r['D']},{r['Answer']}" for i, r in enumerate(ROWS)]
-    (tmp_path / "evals").mkdir()
-    (tmp_path / "evals" / "astro.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spec = EvalSetSpec("astro", "evals/astro.csv", "Question", answer="Answer", options=("A", "B", "C", "D"))
-    questions, answers, ids = read_eval_set(spec, tmp_path)
-    assert ids == ["0", "1"]
-    assert answers == [["木星", "土星", "天王星", "海王星", "A"], ["金星", "水星", "火星", "地球", "B"]]
-    assert questions == [row["Question"] for row in ROWS]  # options are extras, not part of the question
-    with_id = EvalSetSpec("astro", "evals/astro.csv", "Question", id="", answer="Answer")
-    assert read_eval_set(with_id, tmp_path)[2] == ["0", "1"]
-
-
-def test_csv_with_a_bom_quotes_and_commas(tmp_path: Path) -> None:
-    text = '\ufeffid,Question,Answer\nx1,"Which is larger, the Sun or the Moon?",The Sun\nx2,"Say ""hi""",hi\n'
-    (tmp_path / "e.csv").write_text(text, encoding="utf-8")
-    questions, answers, ids = read_eval_set(EvalSetSpec("e", "e.csv", "Question", id="id", answer="Answer"), tmp_path)
-    assert questions == ["Which is larger, the Sun or the Moon?", 'Say "hi"']
-    assert answers == [["The Sun"], ["hi"]] and ids == ["x1", "x2"]
-
-
-def test_jsonl_json_and_parquet(tmp_path: Path) -> None:
-    rows = [{"qid": f"k{i}", "q": r["Question"], "a": r["Answer"]} for i, r in enumerate(ROWS)]
-    (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", "utf-8")
-    (tmp_path / "e.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "e.parquet")
-    (tmp_path / "e.data").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    expected = ([r["Question"] for r in ROWS], [["A"], ["B"]], ["k0", "k1"])
-    for path, fmt in [("e.jsonl", "auto"), ("e.json", "auto"), ("e.parquet", "auto"), ("e.data", "json")]:
-        spec = EvalSetSpec("e", path, "q", id="qid", answer="a", format=fmt)
-        assert read_eval_set(spec, tmp_path) == expected, path
-
-
-def test_gsm8k_test_file_through_its_mapping(shared_sources: Path) -> None:
-    spec = EvalSetSpec("gsm8k_test", "grade-school-math/grade_school_math/data/test.jsonl", "question", answer="answer")
-    questions, answers, ids = read_eval_set(spec, shared_sources)
-    assert len(questions) == len(answers) == len(ids) == 1319
-    assert ids[:3] == ["0", "1", "2"] and questions[0].startswith("Janet’s ducks lay 16 eggs")
-    assert answers[0][0].endswith("#### 18")
-
-
-def test_a_missing_file_names_the_eval_set(tmp_path: Path) -> None:
-    with pytest.raises(SourceFileError, match=r"eval set mmlu_astro: file not found: .*nowhere\.csv"):
-        read_eval_set(EvalSetSpec("mmlu_astro", "nowhere.csv", "Question"), tmp_path)
-
-
-def test_a_missing_question_column_names_the_eval_set_and_column(tmp_path: Path) -> None:
-    (tmp_path / "e.csv").write_text(",question,A\n0,x,y\n", encoding="utf-8")
-    with pytest.raises(SourceFileError, match=r"eval set astro: e\.csv has no column 'Question'"):
-        read_eval_set(EvalSetSpec("astro", "e.csv", "Question"), tmp_path)
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        EvalSetSpec("astro", "e.csv", "Question", answer="Answr"),
-        EvalSetSpec("astro", "e.csv", "Question", options=("A", "B", "C", "E")),
-        EvalSetSpec("astro", "e.csv", "Question", id="ID"),
-    ],
-    ids=["answer", "option", "id"],
-)
-def test_a_missing_mapped_column_names_the_eval_set(tmp_path: Path, spec: EvalSetSpec) -> None:
-    """A typo in the column mapping is an error, not silently empty answers / options or ids "None"."""
-    (tmp_path / "e.csv").write_text(",Question,A,B,C,D,Answer\n0,x,a,b,c,d,A\n", encoding="utf-8")
-    with pytest.raises(SourceFileError, match="eval set astro"):
-        read_eval_set(spec, tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("name", "content"),
-    [
-        ("e.txt", "Question\nx\n"),  # unknown format
-        ("e.jsonl", '{"Question": "x"}\n{not json\n'),
-        ("e.json", "[{]"),
-        ("e.csv", b"Question\n\xff\xfe\n"),  # not UTF-8
-        ("e.parquet", "not a parquet file"),
-        ("e.json", '{"data": [{"Question": "x"}]}'),  # an object, not a list of rows
-        ("e.csv", ""),  # no rows
-    ],
-    ids=["format", "jsonl", "json", "encoding", "parquet", "json-object", "empty"],
-)
-def test_an_unreadable_file_names_the_eval_set(tmp_path: Path, name: str, content: str | bytes) -> None:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(SourceFileError, match="eval set bad"):
-        read_eval_set(EvalSetSpec("bad", name, "Question"), tmp_path)
-
-
-# --- decontaminate --------------------------------------------------------------------------------
-
-UNRELATED = [
-    "请写一首关于春天的诗。春风拂面，桃花盛开，燕子归来，万物复苏。",
-    "Give three tips for staying healthy. Eat a balanced diet, exercise regularly and sleep well.",
-    "把下面的句子翻译成英文：我喜欢在周末去公园散步。I like to walk in the park on weekends.",
-    "What is the capital of France? The capital of France is Paris.",
-    "木星是太阳系中的一颗行星。",  # shares a few characters with ZH_Q but no 8-gram
-]
 
 PLANTED = {
     "verbatim": ZH_Q,
@@ -406,38 +212,3 @@ def test_decontaminate_is_deterministic() -> None:
     texts = [*PLANTED.values(), *UNRELATED, EN_Q]
     first, second = run(texts, items), run(texts, items)
     assert first[0].equals(second[0]) and first[1].equals(second[1]) and first[3] == second[3]
-
-
-# --- GramIndex: the lookup the ingest workers do ------------------------------------------------------
-
-
-def test_index_hits_are_exactly_the_eval_grams_a_text_holds() -> None:
-    items = items_of([ZH_Q, EN_Q])
-    index = GramIndex.of(items)
-    assert set(index.by_length) == {8}
-    texts = pl.Series([TEMPLATE.format(ZH_Q_TRADITIONAL), EN_Q.upper(), *UNRELATED, ""], dtype=pl.String)
-    hits = record_grams(texts, index, convert_traditional=True).to_list()
-    zh, en = ({int(g) for g in item.gram_hashes} for item in items)
-    assert set(hits[0]) == zh and set(hits[1]) == en  # every gram of the question, nothing else
-    assert hits[0] == sorted(hits[0]) and len(hits[0]) == len(set(hits[0]))
-    assert all(h == [] for h in hits[2:])  # unrelated texts and the empty text: nothing
-
-
-def test_index_of_short_questions_looks_for_their_4_grams() -> None:
-    items = items_of(
-        ["什么是红移？", "what is the redshift of light"], ["光谱线向长波方向移动", "a shift of spectral lines"]
-    )
-    index = GramIndex.of(items)
-    assert set(index.by_length) == {4}  # 5 Han characters, 6 words: shorter than 8, so 4-grams
-    assert [len(item.gram_hashes) for item in items] == [2, 3]
-    hits = record_grams(
-        pl.Series(["请问：什么是红移？", "So, what is the redshift?", "红移是什么"], dtype=pl.String),
-        index,
-        convert_traditional=True,
-    ).to_list()
-    assert [len(h) for h in hits] == [2, 1, 0]  # "what is the redshift" is one of the three 4-grams
-
-
-def test_index_of_no_items_finds_nothing() -> None:
-    hits = record_grams(pl.Series([ZH_Q, EN_Q]), GramIndex.of([]), convert_traditional=True)
-    assert hits.to_list() == [[], []]

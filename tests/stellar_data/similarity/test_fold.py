@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stellar_data.steps import fold as fold_module
-from stellar_data.steps.fold import Grams, TokenHashes, fold_hashes, fold_texts
+from stellar_data.similarity import fold as fold_module
+from stellar_data.similarity.fold import Grams, TokenHashes, fold_hashes, fold_texts
 
 
 def fold(*texts: str | None, convert_traditional: bool = True, protected: tuple[str, ...] = ()) -> list[str]:

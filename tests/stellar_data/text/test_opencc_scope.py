@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from stellar_data.steps.normalize import ChineseConverter, NormalizeConfig, conversion_scope, convert_chinese
-from stellar_data.steps.opencc_scope import changeable_characters, dictionary_characters
+from stellar_data.text.opencc_scope import changeable_characters, dictionary_characters
 
 CONFIGS = ["t2s", "tw2s", "hk2s"]
 

@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 import numpy as np
 import polars as pl
 
-from .normalize import ChineseConverter, sensitive_code_points
+from ..steps.normalize import ChineseConverter, sensitive_code_points
 
 _HAN_CLASS = r"^\p{Han}$"
 _WORD_CLASS = r"^[\p{L}\p{M}\p{N}--\p{Han}]$"

@@ -1,4 +1,5 @@
-"""Character classes shared by adapters and steps."""
+"""Text as the adapters and steps see it: the character classes they share here, and which
+characters an OpenCC conversion may change (opencc_scope.py)."""
 
 from __future__ import annotations
 
