@@ -29,6 +29,7 @@ from .similarity.eval_index import EVAL_GRAMS, EvalItem, GramIndex, all_eval_ite
 from .similarity.fold import Grams
 from .similarity.minhash import SIGNATURE
 from .similarity.records import fold_records
+from .sources import STRATA_COLUMNS
 from .steps.base import (
     RECORD_COUNTS,
     RECORD_STEPS,
@@ -201,8 +202,8 @@ class Computed:
     removed: dict[str, pl.DataFrame]
     """Per filtering step that ran: the rows it removed, with its evidence columns."""
     final: pl.DataFrame
-    """Train (mixed) and validation records as thin rows (no text): FINAL_COLUMNS with the `_x_type` /
-    `_x_subfield` strata; `_table_row` is the row of `table` holding the record's columns."""
+    """Train (mixed) and validation records as thin rows (no text): FINAL_COLUMNS with the strata
+    (sources.STRATA_COLUMNS) the records have; `_table_row` is the row of `table` holding the record's columns."""
     table: pl.DataFrame
     """Every record's columns, text included, held once; `final` points into it (see SplitRecords)."""
     held: pl.DataFrame
@@ -233,7 +234,7 @@ def compute(recipe: Recipe, ingested: Ingested) -> Computed:
         raise AssertionError(
             f"duplicate record ids from source(s) {sorted(set(repeated['source']))}: {repeated['id'][:3].to_list()}"
         )
-    strata = [c for c in ("_x_type", "_x_subfield") if c in records.columns]
+    strata = [c for c in STRATA_COLUMNS if c in records.columns]
     similarity = [c for c in (SIGNATURE, EVAL_GRAMS) if c in records.columns]
     thin = records.select(*THIN_COLUMNS, *strata, *similarity)
     table = records.drop(similarity)

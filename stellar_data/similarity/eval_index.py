@@ -231,7 +231,7 @@ def all_eval_items(
     return heldout_eval_items(held, config, protected_terms) + declared_eval_items(config, sources_dir, protected_terms)
 
 
-def held_out_items(items: list[EvalItem], held_ids: set[str]) -> list[EvalItem]:
+def heldout_items(items: list[EvalItem], held_ids: set[str]) -> list[EvalItem]:
     """Of `all_eval_items` built from every hold-out candidate: the items of the records the hold-out
     step held out, and every declared set's. An item depends on its own question only, so these are
     the items built from the held records alone (in the candidates' order). A candidate left in

@@ -67,3 +67,7 @@ ADAPTERS: dict[str, AdapterInfo] = {
         ),
     )
 }
+
+STRATA_COLUMNS = tuple(dict.fromkeys(f"_x_{name}" for info in ADAPTERS.values() for name in info.holdout_strata))
+"""The structured-field columns some adapter offers as hold-out strata (`_x_type`, `_x_subfield`):
+the global steps carry them on the thin rows, and the manifest's `breakdown` counts records by them."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from ..similarity.eval_index import EVAL_GRAMS, EvalItem, held_out_items, is_han
+from ..similarity.eval_index import EVAL_GRAMS, EvalItem, heldout_items, is_han
 from ..similarity.fold import Grams, TokenHashes
 from ..similarity.records import fold_records
 from .base import Filter, Removal, StepContext, StepResult, StepStats, per_source_stats
@@ -233,7 +233,7 @@ class Decontaminate(Filter):
         assert ctx.eval_items is not None, "the ingest's eval_index stage builds the eval items"
         # Of the hold-out candidates' items, those held out: a candidate left in training is never
         # compared with its own question.
-        items = held_out_items(ctx.eval_items, set(ctx.held["id"].to_list()))
+        items = heldout_items(ctx.eval_items, set(ctx.held["id"].to_list()))
         if EVAL_GRAMS not in thin.columns:  # a build with no records at all
             thin = thin.with_columns(pl.lit([], dtype=pl.List(pl.UInt64)).alias(EVAL_GRAMS))
         opencc = {spec.name: spec.opencc for spec in recipe.sources}

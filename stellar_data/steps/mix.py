@@ -30,6 +30,7 @@ import polars as pl
 
 from ..errors import RecipeError
 from ..hashing import seeded_u64s
+from ..sources import STRATA_COLUMNS
 from .base import StepContext, StepResult, StepStats
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ class Mix:
         return cls(recipe.sources, recipe.mix, recipe.seed)
 
     def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
-        strata = [c for c in ("_x_type", "_x_subfield") if c in thin.columns]
+        strata = [c for c in STRATA_COLUMNS if c in thin.columns]
         final = thin.select(*FINAL_COLUMNS, *strata)
         train, validation = final.filter(pl.col("split") == "train"), final.filter(pl.col("split") == "validation")
         # Every category a source declares, with 0 where no record reached train (an empty category).

@@ -19,6 +19,7 @@ import polars as pl
 from ..pipeline import GLOBAL_STEPS, STEPS
 from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
+from ..sources import STRATA_COLUMNS
 from ..steps.base import SPLITS, StepStats
 from .quarantine import rejection_counts
 
@@ -184,19 +185,21 @@ def build_manifest(
 
 
 def _breakdown(out: Computed) -> dict[str, Any]:
-    """Per source with structured items: records by split, language, type and subfield; held-out items."""
-    if "_x_type" not in out.final.columns:
+    """Per source with structured items: records by split, language and the strata its adapter offers
+    (sources.STRATA_COLUMNS: type, subfield); held-out items likewise."""
+    strata = [c for c in STRATA_COLUMNS if c in out.final.columns]
+    if not strata:
         return {}
-    keys = ["source", "lang", "_x_type", "_x_subfield"]
+    keys = ["source", "lang", *strata]
 
     def rows(frame: pl.DataFrame, by: list[str]) -> list[dict[str, Any]]:
-        counted = frame.filter(pl.col("_x_type").is_not_null()).group_by(by).len().sort(by)
+        counted = frame.filter(pl.col(strata[0]).is_not_null()).group_by(by).len().sort(by)
         return [{k.removeprefix("_x_"): v for k, v in row.items()} for row in counted.iter_rows(named=True)]
 
     result: dict[str, Any] = {}
     for row in rows(out.final, ["split", *keys]):
         result.setdefault(row.pop("source"), {"records": [], "held_out": []})["records"].append(row)
-    if "_x_type" in out.held.columns:
+    if set(strata) <= set(out.held.columns):
         for row in rows(out.held, keys):
             result.setdefault(row.pop("source"), {"records": [], "held_out": []})["held_out"].append(row)
     return result

@@ -13,7 +13,7 @@ from stellar_data.similarity.eval_index import (
     GramIndex,
     all_eval_items,
     eval_items,
-    held_out_items,
+    heldout_items,
 )
 from stellar_data.similarity.fold import Grams, fold_hashes
 from stellar_data.similarity.records import FOLD_SEED
@@ -137,7 +137,7 @@ def test_items_of_the_held_records_are_those_of_every_candidate_narrowed() -> No
     candidates = held_frame([ZH_Q, EN_Q, ZH_Q_TRADITIONAL, UNRELATED[1]])
     held = candidates[[1, 3]]
     config = DecontaminateConfig()
-    narrowed = held_out_items(all_eval_items(candidates, config, Path()), set(held["id"]))
+    narrowed = heldout_items(all_eval_items(candidates, config, Path()), set(held["id"]))
     assert narrowed == all_eval_items(held, config, Path())
     assert [i.item_id for i in narrowed] == ["astro:1", "astro:3"]
 
