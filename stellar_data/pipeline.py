@@ -30,6 +30,7 @@ from .similarity.fold import Grams
 from .similarity.minhash import SIGNATURE
 from .similarity.records import fold_records
 from .sources import STRATA_COLUMNS
+from .steps.assemble import LOCATION_COLUMN
 from .steps.base import (
     RECORD_COUNTS,
     RECORD_STEPS,
@@ -98,6 +99,7 @@ def _empty_records() -> pl.DataFrame:
         pl.lit(None, dtype=pl.Float64).alias("_split_u"),
         pl.lit(None, dtype=pl.UInt64).alias("_order"),
         *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("_rank", "_source_order", "_file_index")),
+        pl.lit(None, dtype=pl.String).alias(LOCATION_COLUMN),
     ).clear()
 
 

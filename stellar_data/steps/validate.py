@@ -8,7 +8,8 @@ outside that set is validated row by row with jsonschema (correct, just slower).
 
 The `_location` column assemble adds (each record's location as its adapter wrote it) is not a
 record field: an invalid record's failure carries it (ingest quarantines the record there), and the
-valid frame is returned without it, so it never reaches the shards.
+valid frame keeps it, so that a global step's quarantine rows name the same place; the writers take
+only the record fields, so it never reaches the shards.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class RecordValidator:
             else frame.with_row_index("_row").filter(~pl.col("_row").is_in(invalid_rows)).drop("_row")
         )
         stats.kept = valid.height
-        return valid.drop(LOCATION_COLUMN, strict=False), failures, stats
+        return valid, failures, stats
 
 
 def _short(message: str) -> str:

@@ -20,6 +20,7 @@ from ..pipeline import GLOBAL_STEPS, STEPS
 from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
 from ..sources import STRATA_COLUMNS
+from ..steps.assemble import LOCATION_COLUMN
 from ..steps.base import SPLITS, StepStats
 from .quarantine import rejection_counts
 
@@ -82,12 +83,14 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     staging.replace(path)
 
 
-def removal_quarantine(removed: pl.DataFrame, rule: str, message: pl.Expr) -> pl.DataFrame:
-    """Quarantine rows (deliberate) for items a global step removed, with the step's evidence."""
-    rows = removed.select(
+def removal_quarantine(removed: pl.DataFrame, rule: str, message: pl.Expr, table: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows (deliberate) for items a global step removed, with the step's evidence, located
+    where their adapter found them (the table's `_location`, as for the records read refused)."""
+    locations = table[LOCATION_COLUMN].gather(removed["_table_row"])
+    rows = removed.with_columns(locations.alias("_at")).select(
         "source",
         pl.col("source_file").alias("file"),
-        pl.format("record {}", pl.col("source_row")).alias("location"),
+        pl.col("_at").alias("location"),
         pl.col("source_row").alias("row"),
         pl.lit(rule).alias("rule"),
         message.alias("message"),
@@ -105,7 +108,7 @@ def removals_quarantine(out: Computed) -> list[pl.DataFrame]:
     for step in GLOBAL_STEPS:
         removed = out.removed.get(step.name)
         if step.removes is not None and step.removes.message is not None and removed is not None and removed.height:
-            frames.append(removal_quarantine(removed, step.removes.reason, step.removes.message))
+            frames.append(removal_quarantine(removed, step.removes.reason, step.removes.message, out.table))
     return frames
 
 

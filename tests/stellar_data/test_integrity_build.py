@@ -171,7 +171,9 @@ def test_quarantine_rows_for_the_gsm8k_overlap_name_the_test_items_and_spans(
         evidence = CONTAMINATED.match(row["message"])
         assert evidence is not None
         assert row["source"] == "gsm8k" and row["deliberate"] and row["file"] == f"{GSM8K_DIR}/train.jsonl"
-        assert row["row"] == int(row["id"].split(":")[1]) and row["location"] == f"record {row['row']}"
+        assert (
+            row["row"] == int(row["id"].split(":")[1]) and row["location"] == f"line {row['row'] + 1}"
+        )  # where the adapter found it
         assert evidence["pct"] == "67"
         question = fold_texts(pl.Series([test[int(evidence["item"])]["question"]]), convert_traditional=True)[0]
         trained = fold_texts(pl.Series([train[row["row"]]["question"]]), convert_traditional=True)[0]

@@ -309,10 +309,11 @@ def test_top_level_keyword_outside_the_compiled_set_is_still_enforced() -> None:
 # --- the adapter's location ---------------------------------------------------------------------
 
 
-def test_a_failure_carries_the_adapters_location_and_the_valid_frame_drops_it() -> None:
+def test_a_failure_carries_the_adapters_location_and_the_valid_frame_keeps_it() -> None:
     frame = frame_of([record(), record(id="general:1", source_row=1, output=""), record(id="general:2")])
     frame = frame.with_columns(pl.Series(LOCATION_COLUMN, ["line 1", "line 5", "line 9"]))
     valid, failures, _ = RecordValidator(SCHEMA)(frame, "general")
-    assert valid.columns == list(RECORD_SCHEMA.names)
+    assert valid.columns == [*RECORD_SCHEMA.names, LOCATION_COLUMN]  # for the global steps' quarantine rows
+    assert valid[LOCATION_COLUMN].to_list() == ["line 1", "line 9"]
     assert valid["id"].to_list() == ["general:0", "general:2"]
     assert [(f[0]["id"], f[0][LOCATION_COLUMN], f[1]) for f in failures] == [("general:1", "line 5", "invalid_output")]
