@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from .alpaca import AlpacaOptions, read_alpaca
 from .astro_qa import AstroQaOptions, read_astro_qa
@@ -17,8 +17,6 @@ from .base import Adapter
 from .generic import GenericOptions, read_generic
 from .gsm8k import Gsm8kOptions, check_gsm8k_options, read_gsm8k
 from .identity import IdentityOptions, read_identity
-
-T = TypeVar("T")
 
 
 def _no_problem(options: Any) -> str | None:

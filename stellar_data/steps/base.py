@@ -109,11 +109,14 @@ class Removal:
     """The drop reason in the step's counts, and the quarantine rule of the removed rows."""
     count: str
     """The manifest's per-source count of removed items (e.g. `duplicates`)."""
-    label: str
-    """The count's column heading (CLI, report)."""
     message: pl.Expr | None
     """The quarantine message over the removed rows' evidence columns; None: the removed rows are
     not quarantined (held-out items go to the benchmark instead)."""
+
+    @property
+    def label(self) -> str:
+        """The count as a column heading (`near duplicates`)."""
+        return self.count.replace("_", " ")
 
 
 @dataclass

@@ -210,7 +210,6 @@ class Decontaminate(Filter):
     removes = Removal(
         "contaminated",
         "decontaminated",
-        "decontaminated",
         pl.format(
             "holds {} item {} ({}% of its n-grams): «{}»",
             pl.col("eval_set"),

@@ -46,9 +46,7 @@ class ExactDedup(Filter):
     """`[dedup] exact`: one record per normalized content."""
 
     name = "dedup"
-    removes = Removal(
-        "duplicate", "duplicates", "duplicates", pl.format("same normalized content as {}", pl.col("kept_id"))
-    )
+    removes = Removal("duplicate", "duplicates", pl.format("same normalized content as {}", pl.col("kept_id")))
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> ExactDedup | None:

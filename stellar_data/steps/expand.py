@@ -208,12 +208,11 @@ class Expand:
     def run(self, thin: pl.DataFrame, ctx: StepContext) -> StepResult:
         expanding = [spec for spec in self.sources if spec.expand is not None]
         records = dict(thin.group_by("source").len().iter_rows())
-        stats = {
-            spec.name: StepStats("expand", spec.name, n, n, notes=Counter(records=n))
-            for spec in self.sources
-            if spec.expand is None
-            for n in [records.get(spec.name, 0)]
-        }
+        stats = {}
+        for spec in self.sources:
+            if spec.expand is None:  # passes its records through
+                n = records.get(spec.name, 0)
+                stats[spec.name] = StepStats("expand", spec.name, n, n, notes=Counter(records=n))
         if not expanding:  # no copy of the rows (a filter would make one, ~150 MB at 1M records)
             return StepResult(thin, stats=stats)
         table = ctx.table

@@ -60,7 +60,7 @@ class Holdout(Filter):
     """`holdout` of a source: whole groups leave the corpus for the held-out benchmark."""
 
     name = "holdout"
-    removes = Removal("held_out", "held_out", "held out", None)  # to the benchmark, not the quarantine
+    removes = Removal("held_out", "held_out", None)  # to the benchmark, not the quarantine
 
     def __init__(self, configs: dict[str, HoldoutConfig], seed: int) -> None:
         self.configs, self.seed = configs, seed

@@ -124,7 +124,6 @@ class NearDedup(Filter):
     removes = Removal(
         "near_duplicate",
         "near_duplicates",
-        "near duplicates",
         pl.format(
             "near-duplicate of {} (estimated Jaccard {})",
             pl.col("kept_id"),
