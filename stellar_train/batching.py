@@ -1,16 +1,21 @@
 """Batches from encoded examples: right-padded, or packed with no attention across examples.
 
-Packed rows concatenate whole examples (best-fit decreasing, so rows are nearly
-full); `position_ids` restart at 0 for each example and no
-attention mask is passed, from which transformers builds a block-diagonal causal mask (sdpa and eager
-attention; flash-attention reads the same position ids). Each example's first label is masked, so the
-last token of one example never predicts the next example's first token. Padding at the end of a
-packed row is its own block with labels -100.
+Packed rows concatenate whole examples (best-fit decreasing, so rows are nearly full); a row's length
+is the token budget of one forward pass per row. A micro-batch of packed rows reaches the model
+flattened into one sequence of shape (1, total tokens), with no padding at all, `position_ids` that
+restart at 0 for each example, and the examples' boundaries as `cu_seq_lens_q/k` + `max_length_q/k`
+(the varlen arguments `DataCollatorWithFlattening` passes). Every attention implementation masks that
+exactly: eager and sdpa build a block-diagonal causal mask from the restarting position ids (no
+attention mask is passed), and flash-attention / other varlen kernels read the boundaries (they
+ignore a position-derived mask, and transformers only infers boundaries from position ids for a
+batch of one row). Each example's first label is masked, so the last token of one example never
+predicts the next example's first token.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,14 +98,23 @@ def collate_padded(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.
     }
 
 
-def collate_packed(rows: Sequence[Packed], pad_id: int) -> dict[str, torch.Tensor]:
-    """Packed rows padded to the longest; no attention mask (see the module docstring). The padding's
-    positions restart at 0: it is a block of its own."""
-    width = max(len(r) for r in rows)
+def collate_packed(rows: Sequence[Packed]) -> dict[str, torch.Tensor | int]:
+    """Packed rows flattened into one sequence with the examples' boundaries (see the module docstring)."""
+    ids = [token for row in rows for token in row.input_ids]
+    labels = [label for row in rows for label in row.labels]
+    positions = [position for row in rows for position in row.position_ids]
+    starts = [at for at, position in enumerate(positions) if position == 0]
+    lengths = [b - a for a, b in zip(starts, [*starts[1:], len(positions)], strict=True)]
+    boundaries = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32)
+    longest = max(lengths)
     return {
-        "input_ids": _padded([r.input_ids for r in rows], width, pad_id),
-        "labels": _padded([r.labels for r in rows], width, IGNORE_INDEX),
-        "position_ids": _padded([[*r.position_ids, *range(width - len(r))] for r in rows], width, 0),
+        "input_ids": torch.tensor([ids], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+        "position_ids": torch.tensor([positions], dtype=torch.long),
+        "cu_seq_lens_q": boundaries,
+        "cu_seq_lens_k": boundaries,
+        "max_length_q": longest,
+        "max_length_k": longest,
     }
 
 

@@ -96,7 +96,7 @@ class Collator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows = [f["row"] for f in features]
-        return collate_packed(rows, self.pad_id) if isinstance(rows[0], Packed) else collate_padded(rows, self.pad_id)
+        return collate_packed(rows) if isinstance(rows[0], Packed) else collate_padded(rows, self.pad_id)
 
 
 def _versions() -> dict[str, str]:

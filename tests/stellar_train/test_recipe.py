@@ -229,15 +229,21 @@ def forward(model, batch: dict[str, torch.Tensor]):
 
 
 def split_rows(logits: torch.Tensor, rows, examples) -> list[tuple[int, bool, torch.Tensor]]:
-    """A packed batch's logits cut back into examples: (example index, first in its row, logits). Packing
-    may reorder examples; each piece is matched to its example by its token ids."""
+    """A packed batch's logits cut back into examples: (example index, first of its sequence, logits). The
+    batch is either the rows flattened into one sequence (1, total) or side by side (rows, width).
+    Packing may reorder examples; each piece is matched to its example by its token ids."""
     by_ids = {tuple(e.input_ids): i for i, e in enumerate(examples)}
     assert len(by_ids) == len(examples)
+    flat = logits.shape[0] == 1 and len(rows) > 1
     pieces = []
+    offset = 0
     for index, row in enumerate(rows):
+        line, base = (logits[0], offset) if flat else (logits[index], 0)
         starts = [i for i, p in enumerate(row.position_ids) if p == 0] + [len(row)]
         for number, (a, b) in enumerate(itertools.pairwise(starts)):
-            pieces.append((by_ids[tuple(row.input_ids[a:b])], number == 0, logits[index, a:b]))
+            first = number == 0 and (index == 0 or not flat)
+            pieces.append((by_ids[tuple(row.input_ids[a:b])], first, line[base + a : base + b]))
+        offset += len(row)
     assert sorted(i for i, _, _ in pieces) == list(range(len(examples)))
     return pieces
 
@@ -253,7 +259,7 @@ def test_packed_loss_equals_per_example_loss(tiny_model: Path, encoded_examples,
     assert sum(len(r) for r in packed) == sum(len(e) for e in examples)
     model = fresh_base(tiny_model)
     padded_batch = collate_padded(examples, pad)
-    packed_batch = collate_packed(packed, pad)
+    packed_batch = collate_packed(packed)
     # The same label tokens on both sides (the packed row masks each example's first label, BOS's).
     assert (packed_batch["labels"] != -100).sum() == (padded_batch["labels"] != -100).sum()
     separate = forward(model, padded_batch)
@@ -262,11 +268,11 @@ def test_packed_loss_equals_per_example_loss(tiny_model: Path, encoded_examples,
     for index, _, got in split_rows(together.logits, packed, examples):
         torch.testing.assert_close(got, separate.logits[index, : len(examples[index])], atol=1e-5, rtol=0)
 
-    plain = dict(packed_batch)
+    plain = {name: packed_batch[name] for name in ("input_ids", "labels")}  # no boundaries either
     plain["position_ids"] = torch.arange(packed_batch["input_ids"].shape[1]).expand_as(packed_batch["input_ids"])
     leaked = forward(model, plain)
     assert (leaked.loss - separate.loss).abs() > 1e-4
-    # An example that starts its row sees nothing before it either way; every later one changes.
+    # An example that starts the sequence sees nothing before it either way; every later one changes.
     for index, first, got in split_rows(leaked.logits, packed, examples):
         difference = (got - separate.logits[index, : len(examples[index])]).abs().max()
         if first:
