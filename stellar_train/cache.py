@@ -56,7 +56,7 @@ from .tokenize import Encoded
 
 CACHE_VERSION = 1
 """Bump when the file layout or the meaning of a cached example changes."""
-DEFAULT_SUBDIR = ".tokenized"
+CACHE_ENV = "STELLAR_TRAIN_CACHE"
 DISABLED = ("none", "off")
 TOKENIZER_FILES = (
     *("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"),
@@ -97,12 +97,19 @@ class CacheKey:
         return Path(cache_dir) / f"{safe_split}-{self.digest()[:32]}.arrow"
 
 
-def resolve_cache_dir(setting: str, output_dir: str | Path) -> Path | None:
-    """The cache folder for the `tokenized_cache_dir` setting: '' -> `<output_dir>/.tokenized`,
-    'none' / 'off' -> None (caching disabled), anything else -> that folder."""
+def resolve_cache_dir(setting: str) -> Path | None:
+    """The cache folder for the `tokenized_cache_dir` setting: '' -> $STELLAR_TRAIN_CACHE, else
+    $XDG_CACHE_HOME/stellar_train/tokenized (~/.cache by default), so neither a dry run nor a run
+    refused after tokenizing leaves anything in output_dir; 'none' / 'off' -> None (caching
+    disabled); anything else -> that folder."""
     if setting.strip().lower() in DISABLED:
         return None
-    return Path(setting) if setting else Path(output_dir) / DEFAULT_SUBDIR
+    if setting:
+        return Path(setting).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "stellar_train" / "tokenized"
 
 
 def data_identity(data: str) -> str | None:

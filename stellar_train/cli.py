@@ -23,16 +23,33 @@ def _fail(message: str) -> typer.Exit:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context, config: Annotated[Path, typer.Argument(help="Config (TOML or YAML).")]) -> None:
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Config (TOML or YAML).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate, tokenize and print the schedule; load no model weights.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume even if the config or corpus changed since the checkpoint.")
+    ] = False,
+) -> None:
     """Train a LoRA adapter. Any config field can be overridden: --learning-rate 2e-4 --batching packed."""
     from .config import ConfigError, load_config, parse_overrides
     from .data import DataError
+    from .recipe import dry_run as plan_run
     from .recipe import train as run_train
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        settings = load_config(config, parse_overrides(list(ctx.args)))
-        result = run_train(settings)
+        settings = load_config(config, parse_overrides(list(ctx.args)), need_model=not dry_run)
+        if dry_run:
+            prepared = plan_run(settings)
+            for note in prepared.notes:
+                typer.echo(f"note: {note}")
+            typer.echo(f"tokenization: {prepared.tokenization}")
+            typer.echo(prepared.schedule.line())
+            return
+        result = run_train(settings, force=force)
     except (ConfigError, DataError, OSError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(

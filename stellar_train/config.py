@@ -43,6 +43,9 @@ class TrainConfig:
 
     cutoff_len: int = 512
     cutoff_policy: str = "truncate_prompt"
+    min_instruction_share: float = 0.5
+    """truncate_prompt never cuts an instruction below this share of its characters (else the example
+    is dropped); 1 never cuts it, 0 may cut it to one character."""
     train_on_inputs: bool = False
     batching: str = "group_by_length"
     """random, group_by_length (as alpaca-lora), or packed (padding-free, no attention across examples)."""
@@ -51,13 +54,15 @@ class TrainConfig:
     share rows (97%+ real tokens); attention never crosses examples either way."""
 
     batch_size: int = 256
-    """Examples (packed rows when packing) per optimizer step, over all processes."""
+    """Examples per optimizer step, over all processes, whatever the batching (see schedule.py)."""
     micro_batch_size: int = 4
-    """Examples per forward pass per process; gradient accumulation makes up the rest exactly."""
+    """Examples (packed rows when packing, at most) per forward pass per process; gradient
+    accumulation makes up the rest."""
     num_epochs: float = 3.0
     max_steps: int = -1
     learning_rate: float = 1e-4
     warmup_steps: int = 100
+    """At most the run's optimizer steps (a dry run prints them)."""
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
     seed: int = 42
@@ -72,19 +77,25 @@ class TrainConfig:
     load_8bit: bool = False
     gradient_checkpointing: bool = False
     attn_implementation: str = "sdpa"
+    """eager, sdpa, flash_attention_2, ... or a name registered with transformers' AttentionInterface."""
 
     logging_steps: int = 10
     eval_steps: int = 200
+    """Evaluate every N optimizer steps (and at the end); 0: only at the end."""
     save_steps: int = 200
+    """Save a resumable checkpoint every N optimizer steps; 0: none (the adapter is saved at the end)."""
     save_total_limit: int = 3
     resume_from_checkpoint: str | None = None
     """A checkpoint folder, or "latest" for the newest one in output_dir."""
+    report_to: tuple[str, ...] = ()
+    """Logging integrations: tensorboard, wandb (train / eval loss, learning rate, tokens/s)."""
+    tokenized_cache_dir: str = ""
+    """Where tokenized splits are cached (keyed by corpus, tokenizer and encoding settings): "" for
+    $STELLAR_TRAIN_CACHE or ~/.cache/stellar_train/tokenized, "none" to tokenize every time."""
 
-    def gradient_accumulation_steps(self, world_size: int) -> int:
-        return self.batch_size // (self.micro_batch_size * world_size)
-
-    def validate(self, world_size: int | None = None) -> None:
-        """Everything that can be checked without loading a model (see also `check_target_modules`)."""
+    def validate(self, world_size: int | None = None, *, need_model: bool = True) -> None:
+        """Everything that can be checked without loading a model (see also `check_target_modules` and
+        `checks.preflight`). `need_model=False` (a dry run) accepts a tokenizer-only base_model folder."""
         world_size = world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1"))
         positive = (
             "cutoff_len",
@@ -93,12 +104,15 @@ class TrainConfig:
             "lora_r",
             "lora_alpha",
             "logging_steps",
-            "eval_steps",
-            "save_steps",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_steps", "save_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.min_instruction_share <= 1:
+            raise ConfigError(f"min_instruction_share: must be in [0, 1], got {self.min_instruction_share}")
         if self.learning_rate <= 0 or self.num_epochs <= 0:
             raise ConfigError("learning_rate and num_epochs must be > 0")
         if not 0 <= self.lora_dropout < 1:
@@ -116,8 +130,11 @@ class TrainConfig:
         if not self.lora_target_modules:
             raise ConfigError("lora_target_modules: name at least one module (or all-linear)")
         local = self.base_model.startswith(("/", "./", "../", "~")) or Path(self.base_model).exists()
-        if local and not (Path(self.base_model).expanduser() / "config.json").is_file():
+        folder = Path(self.base_model).expanduser()
+        if local and need_model and not (folder / "config.json").is_file():
             raise ConfigError(f"base_model {self.base_model}: no model folder there (config.json not found)")
+        if local and not folder.is_dir():
+            raise ConfigError(f"base_model {self.base_model}: no such folder")
         try:
             PromptTemplate.load(self.template)
         except TemplateError as exc:
@@ -179,8 +196,8 @@ def from_mapping(values: dict[str, Any], origin: str = "config") -> TrainConfig:
     return TrainConfig(**{name: _coerce(name, value, types_[name]) for name, value in values.items()})
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """TOML or YAML (by extension), then command-line overrides; validated."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, need_model: bool = True) -> TrainConfig:
+    """TOML or YAML (by extension), then command-line overrides; validated (see `TrainConfig.validate`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -194,7 +211,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raise ConfigError(f"{path}: expected a mapping of fields")
     values = {**values, **(overrides or {})}
     config = from_mapping(values, str(path))
-    config.validate()
+    config.validate(need_model=need_model)
     return config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -75,13 +76,25 @@ def base_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def load_base(path: str, precision: str, load_8bit: bool = False, attn_implementation: str = "sdpa"):
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def load_kwargs(precision: str, load_8bit: bool, attn_implementation: str, *, cuda: bool, local_rank: int) -> dict:
+    """`from_pretrained` arguments: on a GPU the weights load straight onto this rank's device (without
+    `device_map` a full-precision model is built in host RAM first: 26 GB per rank for 13B)."""
+    from transformers import BitsAndBytesConfig
 
     kwargs: dict = {"dtype": DTYPES[precision], "attn_implementation": attn_implementation}
     if load_8bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        kwargs["device_map"] = {"": int(__import__("os").environ.get("LOCAL_RANK", "0"))}
+    if cuda:
+        kwargs["device_map"] = {"": local_rank}
+    return kwargs
+
+
+def load_base(path: str, precision: str, load_8bit: bool = False, attn_implementation: str = "sdpa"):
+    from transformers import AutoModelForCausalLM
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    kwargs = load_kwargs(precision, load_8bit, attn_implementation, cuda=cuda, local_rank=local_rank)
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
@@ -99,22 +112,38 @@ def lora_config(config: TrainConfig):
     )
 
 
-def load_for_training(config: TrainConfig):
-    """The base (8-bit only if asked, k-bit preparation only then) wrapped with LoRA adapters."""
-    from peft import get_peft_model, prepare_model_for_kbit_training
+NON_REENTRANT = {"use_reentrant": False}
+"""Gradient checkpointing's form in every path: the reentrant one trains nothing through frozen inputs."""
 
-    model = load_base(config.base_model, config.precision, config.load_8bit, config.attn_implementation)
-    model.config.use_cache = False  # a cache disables packed-sequence masking and wastes memory in training
+
+def prepare_for_training(model, config: TrainConfig):
+    """No cache (it disables packed-sequence masking and wastes memory); k-bit preparation only for an
+    8-bit model; non-reentrant gradient checkpointing when asked, in both paths."""
+    from peft import prepare_model_for_kbit_training
+
+    model.config.use_cache = False
     if config.load_8bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-    elif config.gradient_checkpointing:
+        return prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing_kwargs=NON_REENTRANT,
+        )
+    if config.gradient_checkpointing:
         # transformers 5.23 renamed gradient_checkpointing_enable (and its kwargs); older ones lack the new name.
         if hasattr(model, "activation_checkpointing_enable"):
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=NON_REENTRANT)
         else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
         model.enable_input_require_grads()
-    return get_peft_model(model, lora_config(config))
+    return model
+
+
+def load_for_training(config: TrainConfig):
+    """The base (8-bit only if asked) prepared for training and wrapped with LoRA adapters."""
+    from peft import get_peft_model
+
+    model = load_base(config.base_model, config.precision, config.load_8bit, config.attn_implementation)
+    return get_peft_model(prepare_for_training(model, config), lora_config(config))
 
 
 def read_run_config(adapter: str) -> dict:

@@ -1,42 +1,47 @@
-"""The LoRA SFT recipe: config -> data -> model -> Trainer -> adapter + run record.
+"""The LoRA SFT recipe: config -> checks -> data -> schedule -> model -> Trainer -> adapter + run record.
 
-Steps in order, each small: validate the config (nothing loads before), load and prepare the
-tokenizer, check the LoRA targets on a meta-device model, encode the data (cutoff counts kept),
-build the batches (padded / length-grouped / packed), load the model with LoRA, train with exact
-gradient accumulation, save the adapter, the tokenizer and `train_config.json` (the config, package
-versions, the corpus manifest's hash, the base model's fingerprint, the tokenization counts).
+`prepare` does everything that needs no model weights, in order, each failure one ConfigError /
+DataError: validate the config, the machine checks (`checks.preflight`), load the tokenizer, check
+the LoRA targets on a meta-device model, encode the data (cutoff outcomes counted), build the rows
+(padded examples or packed rows), plan the schedule and check its intervals. A dry run stops there
+and prints the plan. `train` then checks a resume against the run it continues, saves the run
+record, loads the model with LoRA, trains with exact gradient accumulation and saves the adapter, the
+tokenizer and `train_config.json` (see run_record.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import platform
-from dataclasses import dataclass
-from importlib import metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import run_record
 from .batching import Packed, collate_packed, collate_padded, pack
+from .cache import config_key, encoded_split, resolve_cache_dir, tokenizer_identity
+from .checks import Devices, check_resume, preflight, probe
 from .config import TrainConfig, check_target_modules
-from .data import DataError, ExampleDataset, corpus_manifest_sha256, encode_records, load_records
+from .data import DataError, ExampleDataset, encode_records, load_records
+from .memory import GIB, Shape, estimate_peak_bytes
 from .model import (
-    base_fingerprint,
     batch_text_tokenizer,
     load_for_training,
     load_tokenizer,
     module_names,
+    read_run_config,
     special_ids,
     text_tokenizer,
 )
 from .prompt import PromptTemplate
-from .tokenize import EncodeStats
+from .schedule import Schedule, check, plan
+from .tokenize import Encoded
 
-RUN_CONFIG = "train_config.json"
+RUN_CONFIG = run_record.RUN_CONFIG
 log = logging.getLogger("stellar_train")
 
 
@@ -47,20 +52,31 @@ class TrainResult:
     run: dict[str, Any]
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+@dataclass(frozen=True)
+class Prepared:
+    """What a run needs before its model loads."""
+
+    template: PromptTemplate
+    tokenizer: Any
+    rows: list[Encoded] | list[Packed]
+    eval_rows: list[Encoded]
+    tokenization: dict[str, Any]
+    schedule: Schedule
+    notes: list[str] = field(default_factory=list)
 
 
-def training_arguments(config: TrainConfig, has_eval: bool):
-    """The real TrainingArguments for a config (built in a CPU test so API drift is caught)."""
+def training_arguments(config: TrainConfig, schedule: Schedule, has_eval: bool):
+    """The real TrainingArguments for a config and its schedule (built in a CPU test so API drift is caught)."""
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
+    distributed = schedule.world_size > 1
+    evaluate_during = has_eval and schedule.eval_steps > 0
     return TrainingArguments(
         output_dir=config.output_dir,
-        per_device_train_batch_size=config.micro_batch_size,
+        per_device_train_batch_size=schedule.micro_batch_rows,
         per_device_eval_batch_size=config.micro_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps(world_size()),
+        gradient_accumulation_steps=schedule.gradient_accumulation_steps,
         num_train_epochs=config.num_epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
@@ -70,21 +86,21 @@ def training_arguments(config: TrainConfig, has_eval: bool):
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
         logging_steps=config.logging_steps,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
+        eval_strategy="steps" if evaluate_during else "no",
+        eval_steps=schedule.eval_steps if evaluate_during else None,
+        save_strategy="steps" if schedule.save_steps > 0 else "no",
+        save_steps=schedule.save_steps if schedule.save_steps > 0 else 500,
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
         train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
         remove_unused_columns=False,
         label_names=["labels"],
-        report_to=[],
+        report_to=list(config.report_to),
         dataloader_num_workers=0,
         use_cpu=not cuda,
-        ddp_backend="gloo" if world_size() > 1 and not cuda else None,
-        ddp_find_unused_parameters=False if world_size() > 1 else None,
+        ddp_backend="gloo" if distributed and not cuda else None,
+        ddp_find_unused_parameters=False if distributed else None,
     )
 
 
@@ -94,99 +110,154 @@ class Collator:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [f["row"] for f in features]
         return collate_packed(rows) if isinstance(rows[0], Packed) else collate_padded(rows, self.pad_id)
 
 
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in ("stellar-speak", "torch", "transformers", "peft", "accelerate"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def _memory_note(config: TrainConfig, schedule: Schedule) -> str | None:
+    from transformers import AutoConfig
+
+    try:
+        shape = Shape.of(AutoConfig.from_pretrained(config.base_model))
+    except (OSError, ValueError, AttributeError):
+        return None
+    width = config.pack_len if config.batching == "packed" else config.cutoff_len
+    tokens = schedule.micro_batch_rows * width
+    adapted = len(config.lora_target_modules) if tuple(config.lora_target_modules) != ("all-linear",) else 7
+    estimate = estimate_peak_bytes(
+        shape, tokens, adapted=adapted, lora_r=config.lora_r, load_8bit=config.load_8bit,
+        checkpointing=config.gradient_checkpointing,
+    )  # fmt: skip
+    return (
+        f"memory: about {estimate / GIB:.1f} GiB per GPU at {tokens} tokens a micro-batch "
+        f"(gradient_checkpointing={str(config.gradient_checkpointing).lower()}; an estimate, see memory.py)"
+    )
 
 
-def run_record(config: TrainConfig, template: PromptTemplate, tokenization: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "config": dataclasses.asdict(config),
-        "world_size": world_size(),
-        "gradient_accumulation_steps": config.gradient_accumulation_steps(world_size()),
-        "template": dataclasses.asdict(template),
-        "base_model": {"path": config.base_model, "fingerprint": base_fingerprint(config.base_model)},
-        "corpus_manifest_sha256": corpus_manifest_sha256(config.data),
-        "versions": _versions(),
-        "tokenization": tokenization,
-    }
-
-
-def _save_run(output_dir: Path, run: dict[str, Any]) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / RUN_CONFIG).write_text(json.dumps(run, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def train(config: TrainConfig) -> TrainResult:
-    """Train a LoRA adapter as the config says; returns the final metrics and the run record."""
-    config.validate(world_size())
+def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> Prepared:
+    """Validate, check, tokenize and plan; no model weights are loaded and nothing is written."""
+    config.validate(devices.world_size, need_model=not dry_run)
+    notes = preflight(config, devices, dry_run=dry_run)
     template = PromptTemplate.load(config.template)
     tokenizer = load_tokenizer(config.base_model)
-    check_target_modules(config, module_names(config.base_model))
+    has_model = not Path(config.base_model).expanduser().is_dir() or (Path(config.base_model) / "config.json").is_file()
+    if has_model:
+        check_target_modules(config, module_names(config.base_model))
+    else:
+        notes.append(f"base_model {config.base_model} is a tokenizer only: LoRA targets and memory not checked")
     ids = special_ids(tokenizer)
-    tokenize, tokenize_batch = text_tokenizer(tokenizer), batch_text_tokenizer(tokenizer)
+    cache_dir = resolve_cache_dir(config.tokenized_cache_dir)
+    tokenizer_id = tokenizer_identity(config.base_model, tokenizer)
 
-    train_records = load_records(config.data, "train")
-    if not train_records:
+    def encoded(split: str) -> tuple[list[Encoded], dict[str, int] | None]:
+        """The split's examples and cutoff outcomes (None: no such split), from the cache when there."""
+
+        def build() -> tuple[list[Encoded], dict[str, Any]]:
+            records = load_records(config.data, split)
+            if records is None:
+                return [], {"missing": True}
+            examples, stats = encode_records(
+                records, text_tokenizer(tokenizer), ids, template, config.cutoff_len, config.cutoff_policy,
+                config.train_on_inputs, batch_text_tokenizer(tokenizer),
+                min_instruction_share=config.min_instruction_share,
+            )  # fmt: skip
+            return examples, stats.as_dict()
+
+        with main_process_first(devices.world_size):
+            examples, stats, _ = encoded_split(cache_dir, config_key(config, tokenizer_id, template, split), build)
+        return examples, None if stats.get("missing") else stats
+
+    train_examples, train_stats = encoded("train")
+    if not train_stats or not train_stats["total"]:
         raise DataError(f"data {config.data}: no train split (or it is empty)")
-
-    def encode_split(records: list[dict[str, str]]) -> tuple[list, EncodeStats]:
-        return encode_records(
-            records,
-            tokenize,
-            ids,
-            template,
-            config.cutoff_len,
-            config.cutoff_policy,
-            config.train_on_inputs,
-            tokenize_batch,
-        )
-
-    encoded, train_stats = encode_split(train_records)
-    if not encoded:
-        raise DataError(f"data {config.data}: every train example was dropped ({train_stats.as_dict()})")
-    rows = pack(encoded, config.pack_len) if config.batching == "packed" else encoded
-    eval_rows, eval_stats = [], None
+    if not train_examples:
+        raise DataError(f"data {config.data}: every train example was dropped ({train_stats})")
+    rows = pack(train_examples, config.pack_len) if config.batching == "packed" else train_examples
+    tokenization: dict[str, Any] = {"train": train_stats, "train_rows": len(rows)}
+    eval_rows: list[Encoded] = []
     if config.validation_split:
-        eval_rows, eval_stats = encode_split(load_records(config.data, config.validation_split) or [])
-    tokenization = {"train": train_stats.as_dict(), "train_rows": len(rows)}
-    log.info("tokenized train: %s -> %d rows (%s batching)", train_stats.as_dict(), len(rows), config.batching)
-    if eval_stats is not None:
-        tokenization["validation"] = eval_stats.as_dict()
+        eval_rows, eval_stats = encoded(config.validation_split)
+        if eval_stats is not None:
+            tokenization["validation"] = eval_stats
+    schedule = plan(config, len(train_examples), len(rows), sum(map(len, train_examples)), devices.world_size)
+    check(schedule)
+    log.info("tokenized train: %s -> %d rows (%s batching)", train_stats, len(rows), config.batching)
+    if has_model and (note := _memory_note(config, schedule)):
+        notes.append(note)
+    return Prepared(template, tokenizer, rows, eval_rows, tokenization, schedule, notes)
+
+
+@contextmanager
+def main_process_first(world_size: int) -> Iterator[None]:
+    """Under torchrun the main process tokenizes (and fills the cache) while the others wait, then
+    they read its cache file."""
+    if world_size == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
+
+
+def dry_run(config: TrainConfig, devices: Devices | None = None) -> Prepared:
+    """`stellar-train train CONFIG --dry-run`: everything up to the model, printed by the CLI."""
+    return prepare(config, devices or probe(), dry_run=True)
+
+
+def _resume_record(config: TrainConfig, run: dict[str, Any], force: bool) -> dict[str, Any]:
+    """The record a resumed run keeps: the one already in output_dir (or, resuming another run's
+    checkpoint into a new folder, this run's), with a `resumes` entry; refused if it trained differently."""
+    resume = config.resume_from_checkpoint
+    own = run_record.load(Path(config.output_dir))
+    previous = own if own is not None else (read_run_config(resume) if resume != "latest" else None)
+    if not previous:
+        return run
+    changes = check_resume(run, previous, force=force)
+    kept = own if own is not None else run
+    entry = {"checkpoint": resume, "config": run["config"], "changes": changes}
+    return {**kept, "resumes": [*kept.get("resumes", []), entry]}
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
+    """Train a LoRA adapter as the config says; returns the final metrics and the run record."""
+    prepared = prepare(config, probe())
+    for note in prepared.notes:
+        log.info("%s", note)
+    schedule = prepared.schedule
     output_dir = Path(config.output_dir)
-    run = run_record(config, template, tokenization)
-    _save_run(output_dir, run)
+    run = run_record.run_record(config, prepared.template, schedule, prepared.tokenization)
+    if config.resume_from_checkpoint:
+        run = _resume_record(config, run, force)
+    if is_main_process():
+        run_record.save(output_dir, run)
 
     from transformers import Trainer, set_seed
 
     set_seed(config.seed)
     model = load_for_training(config)
+    ids = special_ids(prepared.tokenizer)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, has_eval=bool(eval_rows)),
-        train_dataset=ExampleDataset(rows),
-        eval_dataset=ExampleDataset(eval_rows) if eval_rows else None,
+        args=training_arguments(config, schedule, has_eval=bool(prepared.eval_rows)),
+        train_dataset=ExampleDataset(prepared.rows),
+        eval_dataset=ExampleDataset(prepared.eval_rows) if prepared.eval_rows else None,
         data_collator=Collator(ids.pad),
     )
     resume = config.resume_from_checkpoint
     outcome = trainer.train(resume_from_checkpoint=True if resume == "latest" else resume)
     metrics = dict(outcome.metrics)
-    if eval_rows:
+    if prepared.eval_rows:
         metrics |= trainer.evaluate()
     if trainer.is_world_process_zero():
         model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        prepared.tokenizer.save_pretrained(output_dir)
         run["metrics"] = metrics
         run["log_history"] = trainer.state.log_history
-        _save_run(output_dir, run)
+        run_record.save(output_dir, run)
     return TrainResult(output_dir, metrics, run)

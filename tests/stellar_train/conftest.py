@@ -69,3 +69,21 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "train.json").write_text(json.dumps(TRIPLES, ensure_ascii=False), encoding="utf-8")
     (folder / "validation.json").write_text(json.dumps(TRIPLES[:3], ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tokenized_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tokenized splits are cached in a session folder, never in the user's ~/.cache (subprocesses the
+    tests start inherit it)."""
+    import os
+
+    from stellar_train.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("tokenized_cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous

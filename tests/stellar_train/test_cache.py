@@ -240,11 +240,15 @@ def test_disabled_or_unkeyed_caching_builds_and_writes_nothing(tokenizer, templa
     assert build.calls == 2 and list(tmp_path.iterdir()) == []
 
 
-def test_resolve_cache_dir(tmp_path) -> None:
-    assert cache.resolve_cache_dir("", tmp_path / "run") == tmp_path / "run" / ".tokenized"
-    assert cache.resolve_cache_dir("none", tmp_path) is None
-    assert cache.resolve_cache_dir("OFF", tmp_path) is None
-    assert cache.resolve_cache_dir(str(tmp_path / "shared"), tmp_path / "run") == tmp_path / "shared"
+def test_resolve_cache_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "env"))
+    assert cache.resolve_cache_dir("") == tmp_path / "env"
+    monkeypatch.delenv(cache.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.resolve_cache_dir("") == tmp_path / "xdg" / "stellar_train" / "tokenized"
+    assert cache.resolve_cache_dir("none") is None
+    assert cache.resolve_cache_dir("OFF") is None
+    assert cache.resolve_cache_dir(str(tmp_path / "shared")) == tmp_path / "shared"
 
 
 def test_config_key_reads_the_encoding_fields(template, data_dir, tokenizer_dir) -> None:

@@ -29,7 +29,7 @@ def memorized(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     config = from_mapping({
         "base_model": str(tiny_model), "data": str(data), "output_dir": str(root / "adapter"), "precision": "fp32",
         "batching": "random", "batch_size": 1, "micro_batch_size": 1, "max_steps": 40, "learning_rate": 1e-2,
-        "warmup_steps": 0, "lora_dropout": 0.0, "validation_split": "",
+        "warmup_steps": 0, "save_steps": 0, "lora_dropout": 0.0, "validation_split": "",
         "lora_target_modules": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head",
     })  # fmt: skip
     recipe.train(config)

@@ -25,6 +25,8 @@ def write_config(path: Path, tiny_model: Path, tiny_corpus: Path, out: Path, ext
         "max_steps = 50\n"
         "learning_rate = 0.5\n"
         "warmup_steps = 0\n"
+        "save_steps = 0\n"
+        "eval_steps = 0\n"
         "logging_steps = 1\n" + extra,
         encoding="utf-8",
     )

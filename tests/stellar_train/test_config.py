@@ -19,6 +19,7 @@ from stellar_train.config import (
     load_config,
     parse_overrides,
 )
+from stellar_train.schedule import plan
 from stellar_train.tokenize import CUTOFF_POLICIES
 
 REQUIRED = {"base_model": "models/llama", "data": "corpora/stellar", "output_dir": "runs/one"}
@@ -81,7 +82,6 @@ def test_stellarspeak_defaults():
     assert c.train_on_inputs is False
     assert c.load_8bit is False
     assert c.micro_batch_size == 4
-    assert c.gradient_accumulation_steps(1) == 64
     c.validate(world_size=1)
 
 
@@ -143,7 +143,7 @@ def test_overrides_are_validated(tmp_path: Path):
 def test_load_config_uses_world_size_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = write(tmp_path / "train.toml", TOML)  # batch 64, micro 8: 8 processes fit, 16 do not
     monkeypatch.setenv("WORLD_SIZE", "8")
-    assert load_config(path).gradient_accumulation_steps(8) == 1
+    load_config(path)
     monkeypatch.setenv("WORLD_SIZE", "16")
     with pytest.raises(ConfigError, match="x 16 process"):
         load_config(path)
@@ -263,7 +263,6 @@ def test_parse_overrides_positional_argument_is_rejected():
 def test_batch_size_must_divide_by_micro_batch_times_world_size():
     c = config(batch_size=12, micro_batch_size=4)
     c.validate(world_size=1)
-    assert c.gradient_accumulation_steps(1) == 3
     with pytest.raises(ConfigError, match="batch_size 12 is not divisible by micro_batch_size 4 x 2"):
         c.validate(world_size=2)
     with pytest.raises(ConfigError, match="batch_size 10 is not divisible by micro_batch_size 4 x 1"):
@@ -274,7 +273,6 @@ def test_world_size_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     c = config(batch_size=12, micro_batch_size=4)
     monkeypatch.setenv("WORLD_SIZE", "3")
     c.validate()
-    assert c.gradient_accumulation_steps(3) == 1
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="x 2 process"):
         c.validate()
@@ -289,13 +287,24 @@ def test_world_size_from_the_environment(monkeypatch: pytest.MonkeyPatch):
         "lora_r",
         "lora_alpha",
         "logging_steps",
-        "eval_steps",
-        "save_steps",
     ],
 )
 def test_zero_is_rejected(field: str):
     with pytest.raises(ConfigError, match=f"{field}: must be > 0, got 0"):
         config(**{field: 0}).validate(world_size=1)
+
+
+@pytest.mark.parametrize("field", ["warmup_steps", "eval_steps", "save_steps"])
+def test_intervals_may_be_zero_but_not_negative(field: str):
+    config(**{field: 0}).validate(world_size=1)  # 0: no warmup / no evaluation or checkpoint during training
+    with pytest.raises(ConfigError, match=f"{field}: must be >= 0, got -1"):
+        config(**{field: -1}).validate(world_size=1)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_min_instruction_share_is_a_share(share: float):
+    with pytest.raises(ConfigError, match="min_instruction_share"):
+        config(min_instruction_share=share).validate(world_size=1)
 
 
 def test_cutoff_len_zero():
@@ -414,7 +423,7 @@ def test_training_arguments_from_the_defaults(tmp_path: Path):
     from stellar_train.recipe import training_arguments
 
     c = config(output_dir=str(tmp_path / "out"))
-    args = training_arguments(c, has_eval=True)
+    args = training_arguments(c, plan(c, examples=125_000, rows=125_000, tokens=10**7), has_eval=True)
     assert isinstance(args, TrainingArguments)
     assert args.per_device_train_batch_size == c.micro_batch_size == 4
     assert args.gradient_accumulation_steps == c.batch_size // c.micro_batch_size == 64
@@ -428,6 +437,7 @@ def test_training_arguments_from_the_defaults(tmp_path: Path):
     assert args.seed == 42
     assert args.remove_unused_columns is False
     assert args.label_names == ["labels"]
+    assert args.report_to == []
 
 
 @pytest.mark.parametrize("batching", ["random", "packed"])
@@ -435,11 +445,12 @@ def test_training_arguments_without_length_grouping(tmp_path: Path, batching: st
     from stellar_train.recipe import training_arguments
 
     c = config(output_dir=str(tmp_path / "out"), batching=batching, precision="fp32", batch_size=32, micro_batch_size=8)
-    args = training_arguments(c, has_eval=False)
+    rows = 1000 if batching == "random" else 250  # packed: four examples a row
+    args = training_arguments(c, plan(c, examples=1000, rows=rows, tokens=10**5), has_eval=False)
     assert args.train_sampling_strategy == "random"
     assert args.eval_strategy == "no"
-    assert args.per_device_train_batch_size == 8
-    assert args.gradient_accumulation_steps == 4
+    # 32 examples a step: 8 examples x 4, or 8 rows of four examples x 1
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == ((8, 4) if rows == 1000 else (8, 1))
     assert args.bf16 is False and args.fp16 is False
 
 
@@ -449,13 +460,11 @@ def test_training_arguments_divide_accumulation_by_world_size(tmp_path: Path, mo
     from stellar_train import recipe
 
     # Building real TrainingArguments for 2 processes needs a live process group (torchrun), so the
-    # recipe's view of the world size is patched and the arguments it passes are recorded.
-    monkeypatch.setattr(recipe, "world_size", lambda: 2)
+    # arguments the recipe passes are recorded instead.
     monkeypatch.setattr(transformers, "TrainingArguments", lambda **kwargs: kwargs)
     c = config(output_dir=str(tmp_path / "out"), batch_size=32, micro_batch_size=4, precision="fp32")
     c.validate(world_size=2)
-    assert c.gradient_accumulation_steps(2) == 4
-    kwargs = recipe.training_arguments(c, has_eval=False)
+    kwargs = recipe.training_arguments(c, plan(c, examples=100, rows=100, tokens=10**4, world_size=2), has_eval=False)
     assert kwargs["per_device_train_batch_size"] == 4
     assert kwargs["gradient_accumulation_steps"] == 4  # 4 per step x 4 steps x 2 processes = 32
     assert kwargs["ddp_find_unused_parameters"] is False

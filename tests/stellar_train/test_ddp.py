@@ -27,7 +27,8 @@ def test_train_with_two_processes(tiny_model: Path, tiny_corpus: Path, tmp_path:
     config.write_text(
         f'base_model = "{tiny_model}"\ndata = "{tiny_corpus}"\noutput_dir = "{out}"\n'
         'precision = "fp32"\nbatching = "random"\nbatch_size = 8\nmicro_batch_size = 2\nmax_steps = 2\n'
-        "learning_rate = 1e-2\nwarmup_steps = 0\nlogging_steps = 1\nlora_dropout = 0.0\n",
+        "learning_rate = 1e-2\nwarmup_steps = 0\nsave_steps = 0\neval_steps = 0\nlogging_steps = 1\n"
+        "lora_dropout = 0.0\n",
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT")}

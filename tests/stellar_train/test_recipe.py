@@ -22,6 +22,7 @@ from stellar_train.config import ConfigError, from_mapping
 from stellar_train.data import encode_records
 from stellar_train.model import base_fingerprint, load_tokenizer, special_ids, text_tokenizer
 from stellar_train.prompt import PromptTemplate
+from stellar_train.schedule import plan
 from tests.conftest import ROOT
 
 from .conftest import TRIPLES
@@ -43,8 +44,8 @@ def make_config(base: Path, data: Path, out: Path, **fields: Any):
         "warmup_steps": 0,
         "logging_steps": 1,
         "cutoff_len": 128,
-        "save_steps": 1000,
-        "eval_steps": 1000,
+        "save_steps": 0,
+        "eval_steps": 0,
     }
     values.update(fields)
     return from_mapping(values)
@@ -298,7 +299,8 @@ def test_packed_batching_trains_fewer_rows(tiny_model: Path, tiny_corpus: Path, 
 
 def test_group_by_length_the_default_batching_trains(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     config = make_config(tiny_model, tiny_corpus, tmp_path / "grouped", batching="group_by_length", validation_split="")
-    assert recipe.training_arguments(config, has_eval=False).train_sampling_strategy == "group_by_length"
+    schedule = plan(config, examples=len(TRIPLES), rows=len(TRIPLES), tokens=100)
+    assert recipe.training_arguments(config, schedule, has_eval=False).train_sampling_strategy == "group_by_length"
     result = recipe.train(config)
     assert len(losses(result.run)) == 2 and result.run["tokenization"]["train_rows"] == len(TRIPLES)
 
@@ -442,11 +444,19 @@ def test_training_arguments_follow_the_config(tiny_model: Path, tmp_path: Path) 
     """The real TrainingArguments are built (API drift shows here) with the config's values."""
     config = make_config(
         tiny_model, tmp_path, tmp_path / "out", batch_size=8, micro_batch_size=2, batching="group_by_length",
-        learning_rate=2e-4, warmup_steps=5, seed=7,
+        learning_rate=2e-4, warmup_steps=5, seed=7, save_steps=3, eval_steps=4, validation_split="validation",
     )  # fmt: skip
-    args = recipe.training_arguments(config, has_eval=True)
+    schedule = plan(config, examples=80, rows=80, tokens=1000)
+    args = recipe.training_arguments(config, schedule, has_eval=True)
     assert args.per_device_train_batch_size == 2 and args.gradient_accumulation_steps == 4
     assert args.learning_rate == 2e-4 and args.warmup_steps == 5 and args.seed == 7
     assert not args.bf16 and not args.fp16
-    assert args.eval_strategy == "steps" and args.save_strategy == "steps"
-    assert recipe.training_arguments(config, has_eval=False).eval_strategy == "no"
+    assert args.eval_strategy == "steps" and args.eval_steps == 4
+    assert args.save_strategy == "steps" and args.save_steps == 3
+    assert recipe.training_arguments(config, schedule, has_eval=False).eval_strategy == "no"
+
+
+def test_zero_save_and_eval_steps_turn_them_off_during_training(tiny_model: Path, tmp_path: Path) -> None:
+    config = make_config(tiny_model, tmp_path, tmp_path / "out", save_steps=0, eval_steps=0)
+    args = recipe.training_arguments(config, plan(config, examples=8, rows=8, tokens=100), has_eval=True)
+    assert args.save_strategy == "no" and args.eval_strategy == "no"

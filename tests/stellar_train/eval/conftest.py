@@ -71,7 +71,7 @@ def corpus_adapter(tiny_model: Path, small_corpus: Path, tmp_path_factory: pytes
     config = from_mapping({
         "base_model": str(tiny_model), "data": str(small_corpus), "output_dir": str(out), "precision": "fp32",
         "batching": "random", "batch_size": 4, "micro_batch_size": 4, "max_steps": 2, "learning_rate": 2e-2,
-        "warmup_steps": 0, "validation_split": "", "cutoff_len": 128, "lora_target_modules": "q_proj,v_proj",
+        "warmup_steps": 0, "save_steps": 0, "validation_split": "", "cutoff_len": 128, "lora_target_modules": "q_proj,v_proj",
     })  # fmt: skip
     recipe.train(config)
     return out

@@ -1,0 +1,140 @@
+"""Checks that run before the model loads or the corpus is tokenized: one `error:` line each.
+
+`preflight` looks at the config against the machine (`Devices`, probed once; tests pass their own
+to simulate GPUs): bf16 where the GPU lacks it, fp16 or 8-bit without CUDA, bitsandbytes or
+flash-attn not installed, an unknown attention implementation, several GPUs visible to one process
+(the Trainer would wrap the model in DataParallel and silently multiply the batch), a `report_to`
+integration that is not installed, `resume_from_checkpoint` with nothing to resume. In a dry run on
+a machine without CUDA the checks that need a GPU are returned as notes instead of raised.
+
+`check_resume` compares a resumed run with the record it continues: the config (minus RUN_ONLY
+fields, which may change between sessions) and the corpus manifest must be unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, TrainConfig
+
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+REPORT_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+RUN_ONLY = (
+    "output_dir",
+    "resume_from_checkpoint",
+    "logging_steps",
+    "save_total_limit",
+    "report_to",
+    "tokenized_cache_dir",
+)
+"""Fields a resumed run may change: they do not change what is trained (a checkpoint may be resumed
+into another folder)."""
+
+
+@dataclass(frozen=True)
+class Devices:
+    cuda: bool
+    count: int
+    """CUDA devices visible to this process."""
+    bf16: bool
+    """Every visible GPU supports bf16 (False without CUDA)."""
+    world_size: int
+    """Processes of the run (torchrun's WORLD_SIZE)."""
+
+
+def probe() -> Devices:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return Devices(
+        cuda=cuda,
+        count=torch.cuda.device_count() if cuda else 0,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+    )
+
+
+def attention_implementations() -> list[str]:
+    """Names transformers accepts for attn_implementation, including any registered by the user."""
+    from transformers import AttentionInterface
+
+    return sorted({"eager", *AttentionInterface().valid_keys()})
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def checkpoints(output_dir: str | Path) -> list[Path]:
+    """The Trainer's checkpoint-N folders in output_dir, oldest first."""
+    folder = Path(output_dir)
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> list[str]:
+    """Raises ConfigError for the first problem; returns notes (GPU checks deferred in a dry run)."""
+    notes: list[str] = []
+
+    def needs_gpu(message: str) -> None:
+        if dry_run and not devices.cuda:
+            notes.append(f"{message} (checked when run on a GPU)")
+        else:
+            raise ConfigError(message)
+
+    if config.precision == "bf16" and devices.cuda and not devices.bf16:
+        raise ConfigError("precision: bf16 is not supported by this GPU; use fp16 (or fp32)")
+    if config.precision == "fp16" and not devices.cuda:
+        needs_gpu("precision: fp16 needs a CUDA GPU")
+    if config.load_8bit:
+        if not devices.cuda:
+            needs_gpu("load_8bit: 8-bit loading needs a CUDA GPU")
+        if not installed("bitsandbytes"):
+            needs_gpu("load_8bit: bitsandbytes is not installed (pip install bitsandbytes)")
+    known = attention_implementations()
+    if config.attn_implementation not in known:
+        raise ConfigError(f"attn_implementation: {config.attn_implementation!r} is not one of {', '.join(known)}")
+    package = FLASH_PACKAGES.get(config.attn_implementation)
+    if package and not installed(package):
+        needs_gpu(f"attn_implementation: {config.attn_implementation} needs the {package} package, not installed")
+    if devices.count > 1 and devices.world_size == 1:
+        needs_gpu(
+            f"{devices.count} GPUs are visible to one process, which would multiply the batch through "
+            f"DataParallel: run `torchrun --nproc_per_node {devices.count} -m stellar_train.cli train ...` "
+            "(or accelerate launch), or pick one GPU with CUDA_VISIBLE_DEVICES=0"
+        )
+    for name in config.report_to:
+        if name not in REPORT_PACKAGES:
+            raise ConfigError(f"report_to: {name!r} is not one of {', '.join(REPORT_PACKAGES)}")
+        if not installed(REPORT_PACKAGES[name]):
+            raise ConfigError(f"report_to: {name} is not installed (pip install {REPORT_PACKAGES[name]})")
+    resume = config.resume_from_checkpoint
+    if resume == "latest" and not checkpoints(config.output_dir):
+        raise ConfigError(f"resume_from_checkpoint: latest, but {config.output_dir} has no checkpoint-N folder")
+    if resume not in (None, "latest") and not (Path(resume) / "trainer_state.json").is_file():
+        raise ConfigError(f"resume_from_checkpoint: {resume} is not a Trainer checkpoint (no trainer_state.json)")
+    return notes
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in config.items() if name not in RUN_ONLY}
+
+
+def check_resume(run: dict[str, Any], previous: dict[str, Any], *, force: bool = False) -> list[str]:
+    """The differences between a resumed run's record and the one it continues, as `field: old -> new`;
+    raises ConfigError naming them unless `force`."""
+    old, new = comparable(previous.get("config", {})), comparable(run["config"])
+    changes = [f"{name}: {old.get(name)!r} -> {new.get(name)!r}" for name in sorted(old.keys() | new.keys())
+               if old.get(name) != new.get(name)]  # fmt: skip
+    if previous.get("corpus_manifest_sha256") != run.get("corpus_manifest_sha256"):
+        changes.append("the corpus manifest changed")
+    if changes and not force:
+        raise ConfigError(
+            f"resume_from_checkpoint: the run being resumed was trained differently "
+            f"({'; '.join(changes)}); pass --force to resume anyway"
+        )
+    return changes
