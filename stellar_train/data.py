@@ -67,9 +67,11 @@ def encode_records(
     train_on_inputs: bool,
     tokenize_batch: Callable[[list[str]], list[list[int]]] | None = None,
     batch_size: int = 1024,
+    min_instruction_share: float = 0.5,
 ) -> tuple[list[Encoded], EncodeStats]:
     """Encode every record; with `tokenize_batch` the texts are tokenized a batch at a time (the
-    fast path: one call per batch instead of two per example)."""
+    fast path: one call per batch instead of two per example). `min_instruction_share`: see
+    `tokenize` (the least share of an instruction `truncate_prompt` keeps)."""
     stats = EncodeStats()
     examples = []
     for start in range(0, len(records), batch_size):
@@ -83,8 +85,8 @@ def encode_records(
         for record, pretokenized in zip(chunk, known, strict=True):
             example = encode(
                 tokenize, ids, template, record["instruction"], record["input"], record["output"],
-                cutoff_len=cutoff_len, policy=policy, train_on_inputs=train_on_inputs, stats=stats,
-                pretokenized=pretokenized,
+                cutoff_len=cutoff_len, policy=policy, min_instruction_share=min_instruction_share,
+                train_on_inputs=train_on_inputs, stats=stats, pretokenized=pretokenized,
             )  # fmt: skip
             if example is not None:
                 examples.append(example)

@@ -6,11 +6,24 @@ tokenizer (one id per character) so every expected length and id is computable b
 
 from __future__ import annotations
 
+import json
+import math
+from collections import Counter
+
 import pytest
 
-from stellar_train.model import load_tokenizer, special_ids, text_tokenizer
+from stellar_train.data import encode_records
+from stellar_train.model import batch_text_tokenizer, load_tokenizer, special_ids, text_tokenizer
 from stellar_train.prompt import PromptTemplate
-from stellar_train.tokenize import CUTOFF_POLICIES, IGNORE_INDEX, EncodeStats, SpecialIds, encode
+from stellar_train.tokenize import (
+    CUTOFF_POLICIES,
+    IGNORE_INDEX,
+    EncodeStats,
+    SpecialIds,
+    encode,
+    encode_outcome,
+    min_instruction_chars,
+)
 
 from .conftest import TRIPLES
 
@@ -157,8 +170,8 @@ def test_kept_and_dropped_examples_under_every_policy(tok, ids, stellar, policy,
             shortest_prompt = len(whole)
         elif policy == "truncate_response":
             shortest_prompt = 1 + len(tok(stellar.prompt(instruction, input_))) + 2
-        else:
-            shortest_prompt = 1 + len(tok(stellar.prompt(instruction[:1]))) + 2
+        else:  # at least half the instruction (the default min_instruction_share), no input
+            shortest_prompt = 1 + len(tok(stellar.prompt(instruction[: math.ceil(len(instruction) / 2)]))) + 2
         assert (example is not None) == (shortest_prompt <= cutoff_len), triple
         if example is None:
             continue
@@ -260,20 +273,21 @@ def test_truncate_prompt_without_input_shortens_only_the_instruction():
 
 
 def test_truncate_prompt_cuts_the_response_when_the_prompt_cannot_shrink_enough():
-    # Shortest prompt: 1 + "Q:a\nA:" (6) = 7; cutoff 10 leaves 3: two response characters plus EOS.
-    example, stats = encode_chars("abc", "", "0123456789", cutoff_len=10)
+    # Shortest prompt: 1 + "Q:ab\nA:" (7, half the instruction) = 8; cutoff 11 leaves 3: two response
+    # characters plus EOS.
+    example, stats = encode_chars("abcd", "", "0123456789", cutoff_len=11)
     assert example is not None
-    assert example.input_ids == [BOS, *chars("Q:a\nA:01"), EOS]
-    assert example.labels == masked(7) + chars("01") + [EOS]
+    assert example.input_ids == [BOS, *chars("Q:ab\nA:01"), EOS]
+    assert example.labels == masked(8) + chars("01") + [EOS]
     assert stats.as_dict() == {"total": 1, "kept": 1, "truncated_instruction": 1, "truncated_response": 1}
 
 
 def test_truncate_prompt_keeps_one_response_token_plus_eos_at_the_limit():
-    example, stats = encode_chars("abc", "", "0123456789", cutoff_len=9)
+    example, stats = encode_chars("abcd", "", "0123456789", cutoff_len=10)
     assert example is not None
-    assert example.input_ids == [BOS, *chars("Q:a\nA:0"), EOS]
-    assert example.labels == [*masked(7), ord("0"), EOS]
-    assert stats.actions["truncated_response"] == 1
+    assert example.input_ids == [BOS, *chars("Q:ab\nA:0"), EOS]
+    assert example.labels == [*masked(8), ord("0"), EOS]
+    assert stats.as_dict() == {"total": 1, "kept": 1, "truncated_instruction": 1, "truncated_response": 1}
 
 
 def test_truncate_prompt_drops_when_not_even_one_response_token_fits():
@@ -412,3 +426,186 @@ def test_an_unknown_cutoff_policy_is_an_error_not_a_silent_default() -> None:
             cutoff_len=64,
             policy="truncate",
         )
+
+
+# --- min_instruction_share and outcome counts --------------------------------------------------------------
+
+
+def prompt_text(example) -> str:
+    """The prompt of an example encoded with the character tokenizer (after BOS, before the response)."""
+    return "".join(map(chr, example.input_ids[1 : example.labels.count(IGNORE_INDEX)]))
+
+
+def test_truncate_prompt_drops_rather_than_cut_the_instruction_below_half():
+    # Half of "abcdefghij" gives 1 + "Q:abcde\nA:" (10) = 11 > 10: no room for a response token.
+    # (Cutting the instruction to "a" would leave "Q:a\nA:01": a useless prompt.)
+    example, stats = encode_chars("abcdefghij", "", "0123456789", cutoff_len=10)
+    assert example is None
+    assert stats.as_dict() == {"total": 1, "kept": 0, "dropped_prompt_too_long": 1}
+
+
+def test_truncate_prompt_keeps_half_the_instruction_and_cuts_the_response():
+    # No instruction prefix fits the whole response (11 with EOS); half of it leaves 14 - 11 = 3:
+    # two response characters plus EOS (not "Q:a\nA:012345").
+    example, stats = encode_chars("abcdefghij", "", "0123456789", cutoff_len=14)
+    assert example is not None
+    assert example.input_ids == [BOS, *chars("Q:abcde\nA:01"), EOS]
+    assert example.labels == masked(11) + chars("01") + [EOS]
+    assert stats.as_dict() == {"total": 1, "kept": 1, "truncated_instruction": 1, "truncated_response": 1}
+
+
+@pytest.mark.parametrize(("share", "kept"), [(0, 1), (0.25, 3), (0.5, 5), (0.7, 7), (0.71, 8), (1, 10)])
+def test_min_instruction_share_is_the_shortest_instruction_kept(share, kept):
+    # A 30-character response never fits whole at cutoff 20: the instruction keeps exactly its minimum,
+    # ceil(share * 10) characters (0.7 of 10 is 7, as written), at least one; the response gets the rest.
+    assert min_instruction_chars(10, share) == kept
+    example, stats = encode_chars("abcdefghij", "", "0" * 30, cutoff_len=20, min_instruction_share=share)
+    assert example is not None
+    prompt = "Q:" + "abcdefghij"[:kept] + "\nA:"
+    assert example.input_ids == [BOS, *chars(prompt), *chars("0" * (20 - 2 - len(prompt))), EOS]
+    cut_instruction = {"truncated_instruction": 1} if kept < 10 else {}
+    assert stats.as_dict() == {"total": 1, "kept": 1, **cut_instruction, "truncated_response": 1}
+
+
+def test_min_instruction_share_of_a_one_character_or_empty_instruction():
+    assert [min_instruction_chars(n, 0) for n in (0, 1, 2)] == [0, 1, 1]
+    assert [min_instruction_chars(n, 0.5) for n in (0, 1, 2, 3)] == [0, 1, 1, 2]
+    example, stats = encode_chars("", "0123456789", "xyz", cutoff_len=10)
+    assert example is not None
+    assert example.input_ids == [BOS, *chars("Q:\nA:xyz"), EOS]
+    assert stats.as_dict() == {"total": 1, "kept": 1, "truncated_input": 1}
+
+
+# (instruction, input, output, cutoff_len, the kept prompt or None when dropped, the counted actions)
+OUTCOME_CASES = [
+    ("ab", "", "xy", 16, "Q:ab\nA:", []),  # fits
+    ("ab", "0123456789", "xy", 16, "Q:ab|0123\nA:", ["truncated_input"]),
+    ("abcd", "0123456789", "xyz", 15, "Q:abcd\nA:", ["truncated_input"]),  # the input cut to nothing
+    # The input cut to nothing did not suffice: the instruction is cut too, and both count.
+    ("abcdefghij", "0123", "xy", 16, "Q:abcdefg\nA:", ["truncated_input", "truncated_instruction"]),
+    ("abcdefghij", "", "xy", 16, "Q:abcdefg\nA:", ["truncated_instruction"]),
+    # Input gone, instruction at half, and the response cut too: all three count.
+    ("abcdefghij", "0123", "0123456789", 16, "Q:abcde\nA:",
+     ["truncated_input", "truncated_instruction", "truncated_response"]),
+    ("a", "", "0123456789", 10, "Q:a\nA:", ["truncated_response"]),  # one character is never cut
+    # Shortening the input and the instruction was tried, but the example is dropped: only the drop counts.
+    ("abc", "012", "0123456789", 8, None, ["dropped_prompt_too_long"]),
+    ("abcdefghijklmnopqrst", "0123", "xy", 16, None, ["dropped_prompt_too_long"]),
+]  # fmt: skip
+
+
+def test_stats_count_outcomes_and_reconcile():
+    stats = EncodeStats()
+    for instruction, input_, output, cutoff_len, prompt, actions in OUTCOME_CASES:
+        one = EncodeStats()
+        example = encode(chars, CHAR_IDS, SHORT, instruction, input_, output, cutoff_len=cutoff_len, stats=one)
+        assert (None if example is None else prompt_text(example)) == prompt, instruction
+        assert one.as_dict() == {"total": 1, "kept": int(prompt is not None), **Counter(actions)}, instruction
+        encode(chars, CHAR_IDS, SHORT, instruction, input_, output, cutoff_len=cutoff_len, stats=stats)
+    expected = Counter(action for *_, actions in OUTCOME_CASES for action in actions)
+    kept = sum(prompt is not None for *_, prompt, _ in OUTCOME_CASES)
+    assert stats.as_dict() == {"total": len(OUTCOME_CASES), "kept": kept, **dict(sorted(expected.items()))}
+    assert list(stats.as_dict())[:2] == ["total", "kept"]
+    assert stats.total == stats.kept + dropped(stats)
+
+
+@pytest.mark.parametrize(("instruction", "input_", "output", "cutoff_len", "prompt", "actions"), OUTCOME_CASES)
+def test_the_outcome_reports_what_the_example_kept(instruction, input_, output, cutoff_len, prompt, actions):
+    outcome = encode_outcome(chars, CHAR_IDS, SHORT, instruction, input_, output, cutoff_len=cutoff_len)
+    assert outcome.example == encode(chars, CHAR_IDS, SHORT, instruction, input_, output, cutoff_len=cutoff_len)
+    assert list(outcome.actions) == actions
+    example = outcome.example
+    if prompt is None:
+        assert example is None and outcome.dropped == "prompt_too_long"
+        return
+    assert example is not None and len(example) <= cutoff_len
+    assert prompt_text(example) == prompt
+    assert prompt == SHORT.prompt(instruction[: outcome.instruction_kept], input_[: outcome.input_kept])
+    # An outcome: each part counts iff the encoded example holds it shorter than the original.
+    response = example.input_ids[len(prompt) + 1 : -1]
+    shorter = {
+        "truncated_input": outcome.input_kept < len(input_),
+        "truncated_instruction": outcome.instruction_kept < len(instruction),
+        "truncated_response": response != chars(output),
+    }
+    assert [action for action, cut in shorter.items() if cut] == actions
+
+
+@pytest.mark.parametrize("cutoff_len", range(6, 30))
+def test_min_instruction_share_1_never_cuts_the_instruction(cutoff_len):
+    stats = EncodeStats()
+    for instruction, input_, output, *_ in OUTCOME_CASES:
+        example = encode(
+            chars, CHAR_IDS, SHORT, instruction, input_, output, cutoff_len=cutoff_len, min_instruction_share=1,
+            stats=stats,
+        )  # fmt: skip
+        # Kept exactly when the whole instruction without the input leaves room for a response token.
+        assert (example is not None) == (1 + len(SHORT.prompt(instruction)) + 2 <= cutoff_len)
+        if example is not None:
+            prompt = prompt_text(example)  # the whole instruction, then the (maybe shortened) input or none
+            assert prompt.startswith(f"Q:{instruction}") and prompt[2 + len(instruction)] in "|\n"
+    assert "truncated_instruction" not in stats.actions
+    assert stats.total == stats.kept + dropped(stats)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.01, 2, float("nan")])
+@pytest.mark.parametrize("policy", CUTOFF_POLICIES)
+def test_an_invalid_min_instruction_share_is_an_error(share, policy):
+    with pytest.raises(ValueError, match="min_instruction_share"):
+        encode_chars("ab", "", "xy", cutoff_len=64, policy=policy, min_instruction_share=share)  # even when it fits
+
+
+# --- real instruction data -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alpaca_records(shared_sources) -> list[dict[str, str]]:
+    records = json.loads((shared_sources / "LLaMA-Factory" / "data" / "alpaca_en_demo.json").read_text("utf-8"))
+    return [{key: r[key] for key in ("instruction", "input", "output")} for r in records[:300]]
+
+
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_real_alpaca_records_keep_the_instruction_share_and_counts_reconcile(
+    tokenizer, tok, ids, stellar, alpaca_records, share
+):
+    # The tiny tokenizer knows little English (the template alone is ~106 tokens): at cutoff 144 most of
+    # these 300 records must be cut, some dropped.
+    cutoff = 144
+    examples, stats = encode_records(
+        alpaca_records, tok, ids, stellar, cutoff, "truncate_prompt", False, batch_text_tokenizer(tokenizer),
+        min_instruction_share=share,
+    )  # fmt: skip
+
+    def outcome_of(r: dict[str, str]):
+        return encode_outcome(
+            tok, ids, stellar, r["instruction"], r["input"], r["output"], cutoff_len=cutoff,
+            min_instruction_share=share,
+        )  # fmt: skip
+
+    outcomes = [outcome_of(r) for r in alpaca_records]
+    assert examples and examples == [o.example for o in outcomes if o.example is not None]
+    assert stats.total == len(alpaca_records) == stats.kept + dropped(stats)
+    assert stats.kept == len(examples)
+    assert stats.actions == Counter(action for o in outcomes for action in o.actions)
+    assert stats.actions["dropped_prompt_too_long"] > 0 and stats.actions["truncated_response"] > 0
+    assert (stats.actions["truncated_instruction"] > 0) == (share < 1)
+    for record, outcome in zip(alpaca_records, outcomes, strict=True):
+        example = outcome.example
+        instruction, input_, output = record["instruction"], record["input"], record["output"]
+        if example is None:  # dropped: even the shortest allowed prompt leaves no room for a response token
+            shortest = stellar.prompt(instruction[: max(1, math.ceil(share * len(instruction)))])
+            assert 1 + len(tok(shortest)) + 2 > cutoff
+            continue
+        assert len(example) <= cutoff
+        assert outcome.instruction_kept >= share * len(instruction) - 1e-9  # at least the share, always
+        # What the outcome reports kept is what the example holds: the template around those prefixes,
+        # then the response from their joint tokenization (whole, or cut and ended by EOS).
+        prompt = stellar.prompt(instruction[: outcome.instruction_kept], input_[: outcome.input_kept])
+        prompt_ids = tok(prompt)
+        assert example.input_ids[: 1 + len(prompt_ids)] == [BOS, *prompt_ids]
+        response = example.input_ids[1 + len(prompt_ids) : -1]
+        whole_response = tok(prompt + output)[len(prompt_ids) :]
+        assert whole_response[: len(response)] == response
+        assert ("response" in outcome.truncated) == (len(response) < len(whole_response))
+        assert ("instruction" in outcome.truncated) == (outcome.instruction_kept < len(instruction))
+        assert ("input" in outcome.truncated) == (outcome.input_kept < len(input_))
