@@ -14,6 +14,7 @@ fields, which may change between sessions) and the corpus manifest must be uncha
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,8 @@ def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in config.items() if name not in RUN_ONLY}
+    """The fields that decide what is trained, as JSON holds them (tuples read back as lists)."""
+    return {name: value for name, value in json.loads(json.dumps(config)).items() if name not in RUN_ONLY}
 
 
 def check_resume(run: dict[str, Any], previous: dict[str, Any], *, force: bool = False) -> list[str]:

@@ -60,7 +60,8 @@ def test_yaml_config(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> Non
     config = tmp_path / "train.yaml"
     config.write_text(
         f"base_model: {tiny_model}\ndata: {tiny_corpus}\noutput_dir: {tmp_path / 'out'}\nprecision: fp32\n"
-        "batch_size: 2\nmicro_batch_size: 2\nmax_steps: 1\nvalidation_split: ''\nlora_target_modules: [q_proj, v_proj]\n",
+        "batch_size: 2\nmicro_batch_size: 2\nmax_steps: 1\nwarmup_steps: 0\nsave_steps: 0\nvalidation_split: ''\n"
+        "lora_target_modules: [q_proj, v_proj]\n",
         encoding="utf-8",
     )
     result = runner.invoke(app, ["train", str(config)])

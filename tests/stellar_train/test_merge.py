@@ -24,7 +24,7 @@ def adapter(tiny_model: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPa
     config = from_mapping({
         "base_model": str(tiny_model), "data": str(tiny_corpus), "output_dir": str(out), "precision": "fp32",
         "batching": "random", "batch_size": 4, "micro_batch_size": 4, "max_steps": 10, "learning_rate": 2e-2,
-        "warmup_steps": 0, "save_steps": 0, "validation_split": "", "lora_target_modules": "q_proj,v_proj,down_proj",
+        "warmup_steps": 0, "save_steps": 5, "validation_split": "", "lora_target_modules": "q_proj,v_proj,down_proj",
     })  # fmt: skip
     recipe.train(config)
     return out

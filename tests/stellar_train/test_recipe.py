@@ -353,11 +353,17 @@ def test_resume_latest_picks_the_newest_checkpoint(tiny_model: Path, tiny_corpus
     out = tmp_path / "run"
     recipe.train(make_config(tiny_model, tiny_corpus, out, max_steps=2, **common))
     assert (out / "checkpoint-2").is_dir()
-    resumed = recipe.train(
-        make_config(tiny_model, tiny_corpus, out, max_steps=4, resume_from_checkpoint="latest", **common)
-    )
+    longer = make_config(tiny_model, tiny_corpus, out, max_steps=4, resume_from_checkpoint="latest", **common)
+    with pytest.raises(ConfigError, match=r"trained differently \(max_steps: 2 -> 4\); pass --force"):
+        recipe.train(longer)  # another schedule: refused, and the run's record is left as it was
+    assert json.loads((out / recipe.RUN_CONFIG).read_text(encoding="utf-8"))["config"]["max_steps"] == 2
+    resumed = recipe.train(longer, force=True)
     steps = [e["step"] for e in resumed.run["log_history"] if "loss" in e]
     assert steps[-2:] == [3, 4] and resumed.run["log_history"][-1]["step"] == 4
+    # The record is the run's own, with the resume and what it changed listed.
+    saved = json.loads((out / recipe.RUN_CONFIG).read_text(encoding="utf-8"))
+    assert saved["config"]["max_steps"] == 2 and saved["config"]["resume_from_checkpoint"] is None
+    assert [r["changes"] for r in saved["resumes"]] == [["max_steps: 2 -> 4"]]
 
 
 # ------------------------------------------------------------------------------------- built corpus
