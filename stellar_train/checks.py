@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig
+from .trainer import check_report_to
 
 FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
-REPORT_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 RUN_ONLY = (
     "output_dir",
     "resume_from_checkpoint",
@@ -108,11 +108,8 @@ def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -
             f"DataParallel: run `torchrun --nproc_per_node {devices.count} -m stellar_train.cli train ...` "
             "(or accelerate launch), or pick one GPU with CUDA_VISIBLE_DEVICES=0"
         )
-    for name in config.report_to:
-        if name not in REPORT_PACKAGES:
-            raise ConfigError(f"report_to: {name!r} is not one of {', '.join(REPORT_PACKAGES)}")
-        if not installed(REPORT_PACKAGES[name]):
-            raise ConfigError(f"report_to: {name} is not installed (pip install {REPORT_PACKAGES[name]})")
+    if problem := check_report_to(config.report_to):
+        raise ConfigError(problem)
     resume = config.resume_from_checkpoint
     if resume == "latest" and not checkpoints(config.output_dir):
         raise ConfigError(f"resume_from_checkpoint: latest, but {config.output_dir} has no checkpoint-N folder")

@@ -40,6 +40,7 @@ from .model import (
 from .prompt import PromptTemplate
 from .schedule import Schedule, check, plan
 from .tokenize import Encoded
+from .trainer import StellarTrainer, report_callbacks, reporting_arguments
 
 RUN_CONFIG = run_record.RUN_CONFIG
 log = logging.getLogger("stellar_train")
@@ -96,7 +97,7 @@ def training_arguments(config: TrainConfig, schedule: Schedule, has_eval: bool):
         train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
         remove_unused_columns=False,
         label_names=["labels"],
-        report_to=list(config.report_to),
+        **reporting_arguments(),
         dataloader_num_workers=0,
         use_cpu=not cuda,
         ddp_backend="gloo" if distributed and not cuda else None,
@@ -237,17 +238,19 @@ def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
     if is_main_process():
         run_record.save(output_dir, run)
 
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     set_seed(config.seed)
     model = load_for_training(config)
     ids = special_ids(prepared.tokenizer)
-    trainer = Trainer(
+    trainer = StellarTrainer(
         model=model,
         args=training_arguments(config, schedule, has_eval=bool(prepared.eval_rows)),
         train_dataset=ExampleDataset(prepared.rows),
         eval_dataset=ExampleDataset(prepared.eval_rows) if prepared.eval_rows else None,
         data_collator=Collator(ids.pad),
+        callbacks=report_callbacks(config.report_to),
+        processing_class=prepared.tokenizer,  # counts non-pad input tokens for tokens/s
     )
     resume = config.resume_from_checkpoint
     outcome = trainer.train(resume_from_checkpoint=True if resume == "latest" else resume)

@@ -72,7 +72,7 @@ def test_a_dry_run_without_a_gpu_notes_every_gpu_check(tmp_path):
 
 
 def test_report_to_must_name_a_known_integration(tmp_path):
-    with pytest.raises(ConfigError, match=r"^report_to: 'mlflow' is not one of tensorboard, wandb"):
+    with pytest.raises(ConfigError, match=r"^report_to: unknown integration 'mlflow' \(allowed: tensorboard, wandb\)"):
         preflight(config(tmp_path, report_to="mlflow"), ONE_GPU)
 
 
