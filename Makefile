@@ -20,7 +20,7 @@ BENCH_SIZES   ?=
 BENCH_REPEATS ?= 3
 BENCH_STAMP   := $(VENV)/.installed-bench
 
-.PHONY: corpus check test lint clean train bench-train bench
+.PHONY: corpus check test lint clean train bench-train bench bench-gpu
 
 # torch is pinned first: on a CPU machine `torch==2.13.0` is the local CPU wheel, while an
 # unpinned torch (asked for by transformers or peft) would pull several GB of CUDA packages.
@@ -68,6 +68,20 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --repeats $(BENCH_REPEATS) $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
+
+# LoRA checks and throughput on one GPU (H100/H200), in at most GPU_BUDGET_S seconds: packed vs padded loss
+# (sdpa, eager, a varlen kernel), bs4xGA1 vs bs1xGA4, tokens/s, MFU and peak memory for random-init LLaMA-2
+# 7B/13B shapes. It uses the GPU machine's own Python and PyTorch stack (torch, transformers, peft, accelerate;
+# no venv, no network): copy the tree there and, in its root, run
+#   python bench/gpu_check.py --out build/gpu_check.json --budget-s 300
+# (or `make bench-gpu GPU_PYTHON=python3`). Writes build/gpu_check.json and build/gpu_check.md (the table for
+# docs/BENCHMARKS.md), rewritten after every measurement. Without a GPU: `make bench-gpu GPU_CHECK_ARGS=--tiny`.
+GPU_PYTHON     ?= python3
+GPU_BUDGET_S   ?= 300
+GPU_CHECK_ARGS ?=
+
+bench-gpu:
+	PYTHONPATH=. $(GPU_PYTHON) bench/gpu_check.py --out build/gpu_check.json --budget-s $(GPU_BUDGET_S) $(GPU_CHECK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
