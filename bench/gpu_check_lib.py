@@ -169,11 +169,11 @@ def padded_batches(examples: Sequence[Encoded], micro: int) -> list[Batch]:
 
 
 def packed_batches(rows: Sequence[Packed], micro: int) -> list[Batch]:
-    """collate_packed's dict as it is (it may flatten a micro-batch into one row and add
-    cu_seq_lens_q/k and max_length_q/k); counts come from the rows, not from its keys."""
+    """collate_packed's dict as it is (the micro-batch flattened into one row with cu_seq_lens_q/k and
+    max_length_q/k); counts come from the rows, not from its keys."""
     groups = [rows[i : i + micro] for i in range(0, len(rows), micro)]
     return [
-        _batch(collate_packed(g, PAD), sum(map(len, g)), sum(sum(x != IGNORE_INDEX for x in r.labels) for r in g))
+        _batch(collate_packed(g), sum(map(len, g)), sum(sum(x != IGNORE_INDEX for x in r.labels) for r in g))
         for g in groups
     ]
 

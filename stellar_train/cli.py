@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def train(
             prepared = plan_run(settings)
             for note in prepared.notes:
                 typer.echo(f"note: {note}")
-            typer.echo(f"tokenization: {prepared.tokenization}")
+            typer.echo(f"tokenization: {json.dumps(prepared.tokenization)}")
             typer.echo(prepared.schedule.line())
             return
         result = run_train(settings, force=force)
