@@ -91,7 +91,9 @@ def chat(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
     temperature: Annotated[float, typer.Option("--temperature", help="0: greedy.")] = 0.7,
 ) -> None:
-    """Chat in a terminal, or answer one message per line from a pipe. /reset clears the history."""
+    """Chat in a terminal, or answer one message per line from a pipe. /reset clears the history.
+    A message whose generation fails gets an `error:` line on stderr and the chat goes on (it stops
+    after 3 failures in a row); the exit code is then 2."""
     from .chat import GenerationSettings, load_session, run_chat, stdin_lines
     from .prompt import TemplateError
 
@@ -107,7 +109,9 @@ def chat(
         )
     except (TemplateError, OSError) as exc:
         raise _fail(str(exc)) from None
-    run_chat(session, stdin_lines(), sys.stdout, interactive=sys.stdin.isatty(), style=style)
+    failed = run_chat(session, stdin_lines(), sys.stdout, interactive=sys.stdin.isatty(), style=style)
+    if failed:  # each failed message has had its `error:` line
+        raise typer.Exit(code=2)
 
 
 @app.command("eval")

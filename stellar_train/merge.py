@@ -3,6 +3,12 @@
 Never into an 8-bit base (its rounded weights would be baked in). The adapter's run record names
 the base it was trained on (fingerprint of config.json and weight files); another base is refused.
 The output (safetensors shards, tokenizer) is written to a staging folder and renamed into place.
+
+`merge_info.json` names what was merged by resolved paths, so the merged checkpoint is described from
+any working directory: `base_model` (a folder; a hub id as given), `adapter`, `run_record` (the
+adapter's train_config.json, None without one) and `resolved.data`: the run record's `config.data`
+resolved here when it is a relative path that exists from this working directory (usually the one
+training ran in). The eval runner reads the run record through it for the contamination guard.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .model import DTYPES, base_fingerprint, read_run_config
+from .model import DTYPES, base_fingerprint, read_run_config, run_record_path, tokenizer_source
 
 MERGE_DTYPES = ("bf16", "fp16", "fp32")
 
@@ -32,6 +38,22 @@ def check_base(model_path: str, adapter: str) -> None:
             f"(fingerprint {str(recorded.get('fingerprint'))[:12]}), "
             f"not on {model_path} (fingerprint {actual[:12]}); pass --force to merge anyway"
         )
+
+
+def merge_info(model_path: str, adapter: str, dtype: str) -> dict:
+    """What merge_info.json records (see the module docstring)."""
+    record = run_record_path(adapter)
+    info = {
+        "base_model": str(Path(model_path).resolve()) if Path(model_path).is_dir() else model_path,
+        "base_fingerprint": base_fingerprint(model_path),
+        "adapter": str(Path(adapter).resolve()),
+        "run_record": str(record.resolve()) if record else None,
+        "dtype": dtype,
+    }
+    data = read_run_config(adapter).get("config", {}).get("data")
+    if isinstance(data, str) and not Path(data).is_absolute() and Path(data).exists():
+        info["resolved"] = {"data": str(Path(data).resolve())}
+    return info
 
 
 def merge(
@@ -56,17 +78,11 @@ def merge(
         raise MergeError(f"{out}: exists and is not a merged checkpoint; refusing to replace it")
     base = AutoModelForCausalLM.from_pretrained(model_path, dtype=DTYPES[dtype])
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    tokenizer_source = adapter if (Path(adapter) / "tokenizer_config.json").is_file() else model_path
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         merged.save_pretrained(staging, max_shard_size=max_shard_size)
-        AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(staging)
-        info = {
-            "base_model": model_path,
-            "base_fingerprint": base_fingerprint(model_path),
-            "adapter": str(adapter),
-            "dtype": dtype,
-        }
+        AutoTokenizer.from_pretrained(tokenizer_source(model_path, adapter)).save_pretrained(staging)
+        info = merge_info(model_path, adapter, dtype)
         (staging / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -146,10 +146,25 @@ def load_for_training(config: TrainConfig):
     return get_peft_model(prepare_for_training(model, config), lora_config(config))
 
 
-def read_run_config(adapter: str) -> dict:
-    """The run record beside an adapter, or in its parent for a Trainer `checkpoint-N` folder."""
+def run_record_path(adapter: str) -> Path | None:
+    """The run record (train_config.json) beside an adapter, or in its parent for a Trainer
+    `checkpoint-N` folder; None when there is none."""
     for folder in (Path(adapter), Path(adapter).parent):
         path = folder / "train_config.json"
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return {}
+            return path
+    return None
+
+
+def read_run_config(adapter: str) -> dict:
+    """The adapter's run record (see run_record_path); {} when there is none."""
+    path = run_record_path(adapter)
+    return json.loads(path.read_text(encoding="utf-8")) if path else {}
+
+
+def tokenizer_source(model_path: str, adapter: str | None) -> str:
+    """Where to load the tokenizer from: the adapter's folder when it holds one (train saves it beside
+    the adapter), else the base (a Trainer `checkpoint-N` folder has adapter weights only)."""
+    if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
+        return adapter
+    return model_path

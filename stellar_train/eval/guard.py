@@ -18,6 +18,10 @@ corpus manifest at training time. Checks, against that folder as it is now:
 Data that is not a built corpus (a `datasets` folder) gets the question-text check only. A missing
 folder, or an adapter without a run record, means the check could not be done: that is said as
 loudly as a hit.
+
+Which folder: the run record's `resolved.data` when it exists (an absolute path recorded at training,
+or by merge for a merged checkpoint), else `config.data` as written, which may be relative to the
+working directory training ran in: it is tried from this one (training's is not recorded).
 """
 
 from __future__ import annotations
@@ -107,11 +111,14 @@ def check_contamination(items: Sequence[EvalItem], run: dict, adapter: str | Non
     if not data:
         reason = f"contamination check could not be done: no train_config.json naming the data beside {adapter}"
         return {"checked": False, "reason": reason, "warnings": [reason]}
-    folder = Path(data)
-    report: dict = {"checked": False, "data": data, "warnings": []}
-    if not folder.exists():
+    folder = training_data(run)
+    if folder is None:
         reason = f"contamination check could not be done: the training data folder {data} is missing"
-        return report | {"reason": reason, "warnings": [reason]}
+        if not Path(data).is_absolute():
+            reason += f" (a relative path: tried from {Path.cwd()}; the working directory of training is unknown)"
+        return {"checked": False, "data": data, "reason": reason, "warnings": [reason]}
+    data = str(folder)
+    report: dict = {"checked": False, "data": data, "warnings": []}
     warnings: list[str] = report["warnings"]
     if is_corpus(data):
         recorded, current = run.get("corpus_manifest_sha256"), corpus_manifest_sha256(data)
@@ -155,6 +162,13 @@ def check_contamination(items: Sequence[EvalItem], run: dict, adapter: str | Non
         )
     report["checked"] = True
     return report
+
+
+def training_data(run: dict) -> Path | None:
+    """The run's training data folder as it exists here (see the module docstring); None if missing."""
+    resolved = run.get("resolved")
+    candidates = [resolved.get("data") if isinstance(resolved, dict) else None, run.get("config", {}).get("data")]
+    return next((Path(c) for c in candidates if isinstance(c, str) and c and Path(c).exists()), None)
 
 
 def _corpus_tables(folder: Path) -> tuple[pl.DataFrame, set[str]]:

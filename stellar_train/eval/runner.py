@@ -91,14 +91,24 @@ def select(items: Sequence[EvalItem], types: Sequence[str], limit: int | None) -
 
 def training_run(model_path: str, adapter: str | None) -> tuple[dict, str | None]:
     """The run record that describes the evaluated weights: the adapter's, or for a merged
-    checkpoint (merge_info.json) the merged adapter's. Returns (record, adapter path)."""
+    checkpoint (merge_info.json) the merged adapter's, with the paths merge resolved (`resolved`;
+    the run record's own win). Returns (record, adapter path)."""
     if adapter:
         return read_run_config(adapter), adapter
-    info = Path(model_path) / "merge_info.json"
-    if info.is_file():
-        merged = json.loads(info.read_text(encoding="utf-8")).get("adapter")
-        return (read_run_config(merged), merged) if merged else ({}, None)
-    return {}, None
+    path = Path(model_path) / "merge_info.json"
+    if not path.is_file():
+        return {}, None
+    info = json.loads(path.read_text(encoding="utf-8"))
+    merged, record = info.get("adapter"), info.get("run_record")
+    if record and Path(record).is_file():
+        run = json.loads(Path(record).read_text(encoding="utf-8"))
+    else:  # merged before merge_info named the run record, or it moved: look beside the adapter
+        run = read_run_config(merged) if merged else {}
+    resolved = info.get("resolved")
+    if run and isinstance(resolved, dict):
+        own = run.get("resolved")
+        run = run | {"resolved": resolved | (own if isinstance(own, dict) else {})}
+    return run, merged
 
 
 def resolve_template(override: str | None, run: dict) -> PromptTemplate:
@@ -272,7 +282,7 @@ def score_missing(
     """Score, model after model, the items the store lacks; nothing is loaded when none is missing."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..model import load_tokenizer
+    from ..model import load_tokenizer, tokenizer_source
 
     todo = {label: [i for i in items if not store.done(tags[label], i.id)] for label, _ in plan}
     for label, _ in plan:
@@ -280,9 +290,7 @@ def score_missing(
             console.print(f"{label}: {len(items) - len(todo[label])} of {len(items)} items already scored (resuming)")
     if not any(todo.values()):
         return
-    adapter = settings.adapter
-    has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(adapter if has_tokenizer else settings.model_path)
+    tokenizer = load_tokenizer(tokenizer_source(settings.model_path, settings.adapter))
     model = load_model(settings.model_path)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

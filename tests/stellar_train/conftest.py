@@ -87,3 +87,36 @@ def tokenized_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def lora_weights(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LoRA weights for tiny_model that change its output (init_lora_weights=False: lora_B is not zero),
+    saved by peft alone: no tokenizer files and no run record, as a Trainer `checkpoint-N` folder has them."""
+    from peft import LoraConfig, get_peft_model
+
+    folder = tmp_path_factory.mktemp("lora") / "adapter"
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                      task_type="CAUSAL_LM")  # fmt: skip
+    get_peft_model(LlamaForCausalLM.from_pretrained(tiny_model), lora).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def write_run_record(tiny_model: Path):
+    """Writes a train_config.json (as recipe.train does, trimmed) for an adapter trained on tiny_model into a
+    folder: `write_run_record(folder, data="corpus")`; config fields as keyword arguments."""
+    from stellar_train.model import base_fingerprint
+
+    def write(folder: Path, **config) -> Path:
+        run = {
+            "config": {"base_model": str(tiny_model), "template": "stellarspeak", **config},
+            "base_model": {"path": str(tiny_model), "fingerprint": base_fingerprint(str(tiny_model))},
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "train_config.json"
+        path.write_text(json.dumps(run, indent=2), encoding="utf-8")
+        return path
+
+    return write

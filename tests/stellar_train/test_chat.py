@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from threading import Thread
 
 import pytest
+import torch
 
 from stellar_train import recipe
-from stellar_train.chat import ChatSession, GenerationSettings, load_session, run_chat
+from stellar_train.chat import MAX_FAILURES_IN_A_ROW, ChatSession, GenerationSettings, load_session, run_chat
 from stellar_train.config import from_mapping
 
 QUESTION, ANSWER = "What is the answer?", "The answer is 42."
@@ -168,3 +172,115 @@ def test_base_model_without_adapter_chats(tiny_model: Path) -> None:
     assert plain.tokenizer.pad_token_id is not None and plain.tokenizer.pad_token_id != plain.tokenizer.eos_token_id
     plain.reply("hello")
     assert len(plain.history) == 1
+
+
+class Flaky:
+    """A model whose first `failures` generate calls stream `streamed` token ids and then raise `error` (as
+    CUDA running out of memory does mid-answer); `error=None`: they return without ending the stream.
+    Later calls are the real model's."""
+
+    def __init__(self, model, failures: int, error: BaseException | None, streamed: list[int] | None = None):
+        self.model, self.failures, self.error, self.streamed = model, failures, error, streamed or []
+        self.device = model.device
+        self.calls = 0
+
+    def generate(self, **kwargs):
+        self.calls += 1
+        if self.calls > self.failures:
+            return self.model.generate(**kwargs)
+        streamer = kwargs["streamer"]
+        streamer.put(kwargs["input_ids"])  # the prompt, skipped
+        for token in self.streamed:
+            streamer.put(torch.tensor([token]))
+        if self.error is not None:
+            raise self.error
+
+
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB"
+
+
+def finishes(call: Callable[[], object], seconds: float = 60.0):
+    """`call()` in a thread: the test fails if it is still running after `seconds` (a hang); else its result
+    comes back, or its exception is raised here."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # re-raised below
+            outcome["error"] = exc
+
+    thread = Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: it hangs")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def flaky(session: ChatSession, failures: int, error: BaseException | None, streamed: list[int] | None = None):
+    session.model = Flaky(session.model, failures, error, streamed)
+    return session.model
+
+
+def test_a_failing_generate_raises_in_the_caller_instead_of_hanging(session: ChatSession) -> None:
+    streamed = session.tokenizer("The answer is", add_special_tokens=False)["input_ids"]
+    flaky(session, 1, torch.OutOfMemoryError(OOM), streamed)
+    pieces: list[str] = []
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory"):
+        finishes(lambda: session.reply(QUESTION, pieces.append))
+    assert "".join(pieces).strip() == "The answer is"  # what was streamed before the failure still came
+    assert session.history == []  # a failed turn is not remembered
+    assert finishes(lambda: session.reply(QUESTION)) == ANSWER  # the next message is answered
+
+
+def test_a_generate_that_never_ends_the_stream_does_not_hang(session: ChatSession) -> None:
+    streamed = session.tokenizer("The answer", add_special_tokens=False)["input_ids"]
+    flaky(session, 1, None, streamed)
+    assert finishes(lambda: session.reply(QUESTION)).startswith("The")
+
+
+def test_run_chat_reports_a_failed_message_and_answers_the_next(session: ChatSession) -> None:
+    flaky(session, 1, torch.OutOfMemoryError(OOM))
+    out, err = io.StringIO(), io.StringIO()
+    failed = finishes(lambda: run_chat(session, ["hello\n", QUESTION + "\n"], out, interactive=False, style="plain",
+                                       err=err))  # fmt: skip
+    assert failed == 1
+    assert out.getvalue() == f"\n{ANSWER}\n"  # one line per message: the failed one is empty
+    [line] = err.getvalue().splitlines()
+    assert line.startswith(f"error: {OOM}") and "/reset" in line
+    assert session.history == [(QUESTION, ANSWER)]
+
+
+def test_run_chat_stops_when_messages_fail_in_a_row(session: ChatSession) -> None:
+    model = flaky(session, 99, RuntimeError("boom"))
+    out, err = io.StringIO(), io.StringIO()
+    lines = [f"message {n}\n" for n in range(MAX_FAILURES_IN_A_ROW + 2)]
+    failed = finishes(lambda: run_chat(session, lines, out, interactive=True, style="plain", err=err))
+    assert failed == model.calls == MAX_FAILURES_IN_A_ROW
+    errors = err.getvalue().splitlines()
+    assert errors[:-1] == ["error: boom"] * (MAX_FAILURES_IN_A_ROW - 1)
+    assert errors[-1].startswith("error: boom") and f"{MAX_FAILURES_IN_A_ROW} messages in a row failed" in errors[-1]
+    assert out.getvalue() == "you> " + "assistant> \nyou> " * (MAX_FAILURES_IN_A_ROW - 1) + "assistant> \n"
+
+
+@pytest.fixture
+def checkpoint(lora_weights: Path, write_run_record, tmp_path: Path) -> Path:
+    """A Trainer `checkpoint-N` folder: adapter weights, no tokenizer; the run record in the parent."""
+    out = tmp_path / "out"
+    shutil.copytree(lora_weights, out / "checkpoint-2")
+    write_run_record(out, template="alpaca")
+    return out / "checkpoint-2"
+
+
+def test_chat_with_a_checkpoint_folder_uses_the_base_tokenizer(checkpoint: Path, tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    assert not (checkpoint / "tokenizer_config.json").exists()
+    chat = load_session(str(tiny_model), str(checkpoint), settings=GenerationSettings(max_new_tokens=4, temperature=0))
+    assert chat.template.name == "alpaca"  # from the run record in the parent folder
+    text = "What is a pulsar?"
+    assert chat.tokenizer(text)["input_ids"] == AutoTokenizer.from_pretrained(tiny_model)(text)["input_ids"]
+    assert isinstance(chat.reply(text), str) and len(chat.history) == 1

@@ -159,3 +159,34 @@ def test_chat_with_a_missing_model_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["chat", "--model-path", str(tmp_path / "nothing"), "--style", "plain"], input="hi\n")
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr
+
+
+def test_chat_reports_a_failed_message_goes_on_and_exits_2(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from stellar_train import chat
+
+    class FirstCallFails:
+        def __init__(self, model) -> None:
+            self.model, self.device, self.calls = model, model.device, 0
+
+        def generate(self, **kwargs):
+            self.calls += 1
+            if self.calls == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return self.model.generate(**kwargs)
+
+    real = chat.load_session
+
+    def failing_once(*args, **kwargs):
+        session = real(*args, **kwargs)
+        session.model = FirstCallFails(session.model)
+        return session
+
+    monkeypatch.setattr(chat, "load_session", failing_once)
+    args = ["chat", "--model-path", str(tiny_model), "--style", "plain", "--temperature", "0", "--max-new-tokens", "3"]
+    result = runner.invoke(app, args, input="first\nsecond\n")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("error:") == 1 and "CUDA out of memory" in result.stderr
+    first, second = result.stdout.split("\n")[:2]
+    assert first == "" and second  # the second message was answered

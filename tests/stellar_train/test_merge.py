@@ -68,8 +68,9 @@ def test_merged_checkpoint_equals_the_adapter(adapter: Path, tiny_model: Path, t
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]  # the staging folder was renamed
     info = json.loads((out / "merge_info.json").read_text(encoding="utf-8"))
     assert info == {
-        "base_model": str(tiny_model), "base_fingerprint": base_fingerprint(str(tiny_model)),
-        "adapter": str(adapter), "dtype": "fp32",
+        "base_model": str(tiny_model.resolve()), "base_fingerprint": base_fingerprint(str(tiny_model)),
+        "adapter": str(adapter.resolve()), "run_record": str((adapter / "train_config.json").resolve()),
+        "dtype": "fp32",
     }  # fmt: skip
 
     merged = load(out)
@@ -157,3 +158,28 @@ def test_a_checkpoint_folder_is_checked_against_the_run_it_belongs_to(
     assert checkpoints, "the adapter fixture saves Trainer checkpoints"
     with pytest.raises(MergeError, match="was trained on"):
         merge(str(other_base), str(checkpoints[-1]), tmp_path / "merged")
+
+
+def test_a_checkpoint_folder_merges_with_the_base_tokenizer(
+    lora_weights: Path, write_run_record, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A Trainer `checkpoint-N` folder: adapter weights without tokenizer files, the run record in the parent."""
+    import shutil
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    shutil.copytree(lora_weights, checkpoint)
+    write_run_record(tmp_path / "out")
+    out = merge(str(tiny_model), str(checkpoint), tmp_path / "merged", dtype="fp32")
+    text = "What is a pulsar?"
+    assert (
+        AutoTokenizer.from_pretrained(out)(text)["input_ids"]
+        == AutoTokenizer.from_pretrained(tiny_model)(text)["input_ids"]
+    )
+    expected = logits(PeftModel.from_pretrained(load(tiny_model), checkpoint).eval())
+    torch.testing.assert_close(logits(load(out)), expected, atol=1e-5, rtol=0)
+    assert (logits(load(tiny_model)) - expected).abs().max() > 1e-3
+    info = json.loads((out / "merge_info.json").read_text(encoding="utf-8"))
+    assert info["run_record"] == str((tmp_path / "out" / "train_config.json").resolve())

@@ -5,6 +5,7 @@ groups, when the corpus changed since training, and when the check cannot be don
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 
 from stellar_train.eval.guard import check_contamination, question_overlap
 from stellar_train.eval.items import EvalItem, load_items
+from stellar_train.eval.runner import EvalSettings, evaluate, select
+from stellar_train.merge import merge
 from tests.helpers import alpaca_recipe, write_json
 
 
@@ -127,3 +130,47 @@ def test_a_datasets_folder_without_a_train_split_is_said_to_be_unchecked(tmp_pat
     report = check_contamination([item], {"config": {"data": str(tmp_path)}}, "adapter")
     assert report["checked"] is False
     assert report["warnings"] == [f"contamination check could not be done: {tmp_path} has no train split"]
+
+
+def test_a_merged_checkpoint_is_guarded_from_another_working_directory(
+    small_corpus: Path,
+    heldout: list[EvalItem],
+    tiny_model: Path,
+    lora_weights: Path,
+    write_run_record,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trained in `train/` on `data` (a relative path), merged there with relative paths, evaluated from
+    `elsewhere/`: the guard still finds the run record and the data, and sees the leaked item."""
+    from rich.console import Console
+
+    leaked = select(heldout, ("judgment",), 2)[0]
+    train = tmp_path / "train"
+    write_json(train / "data" / "train.json", [{"instruction": leaked.question, "input": "", "output": leaked.answer}])
+    shutil.copytree(lora_weights, train / "adapter")
+    write_run_record(train / "adapter", data="data")
+    monkeypatch.chdir(train)
+    merge(str(tiny_model), "adapter", "merged", dtype="fp32")
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = EvalSettings(model_path="../train/merged", eval_path=str(small_corpus), types=("judgment",), limit=2)
+    report = evaluate(settings, Console(file=io.StringIO()))
+    contamination = report["contamination"]
+    assert contamination["checked"] is True, contamination.get("reason")
+    assert contamination["data"] == str((train / "data").resolve())
+    assert contamination["train_overlap"]["items"] == [{"id": leaked.id, "by": ["question"]}]
+
+
+def test_the_data_folder_is_found_resolved_or_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    item = EvalItem("x", "x", "judgment", "", "en", "The Sun is a star of spectral type G.", (), "true")
+    write_json(tmp_path / "data" / "train.json", [{"instruction": item.question, "input": "", "output": "True."}])
+    monkeypatch.chdir(tmp_path / "data")  # "data" as written is not found from here
+    resolved = {"config": {"data": "data"}, "resolved": {"data": str(tmp_path / "data")}}
+    assert check_contamination([item], resolved, "adapter")["checked"] is True
+    missing = check_contamination([item], {"config": {"data": "data"}}, "adapter")
+    assert missing["checked"] is False
+    assert "relative path" in missing["reason"] and str(Path.cwd()) in missing["reason"]
+    monkeypatch.chdir(tmp_path)  # as written, from the working directory training ran in
+    assert check_contamination([item], {"config": {"data": "data"}}, "adapter")["checked"] is True
