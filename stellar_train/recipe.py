@@ -184,6 +184,15 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> 
     schedule = plan(config, len(train_examples), len(rows), sum(map(len, train_examples)), devices.world_size)
     check(schedule)
     log.info("tokenized train: %s -> %d rows (%s batching)", train_stats, len(rows), config.batching)
+    if config.batching == "packed":
+        per_step = schedule.micro_batch_rows * schedule.gradient_accumulation_steps * schedule.world_size
+        held = per_step * len(train_examples) / len(rows)
+        if abs(held - config.batch_size) > 0.05 * config.batch_size:
+            notes.append(
+                f"packed: a step of {per_step} row(s) holds about {held:.0f} examples, not batch_size "
+                f"{config.batch_size} (a row holds {len(train_examples) / len(rows):.1f}): lower pack_len or "
+                "raise batch_size"
+            )
     if has_model and (note := _memory_note(config, schedule)):
         notes.append(note)
     return Prepared(template, tokenizer, rows, eval_rows, tokenization, schedule, notes)
