@@ -5,6 +5,8 @@
     result = train(load_config("corpus/train_stellarspeak.toml"))
 
 Modules: `prompt` (alpaca-lora templates), `tokenize` (joint tokenization, masking, cutoff),
-`batching` (padded, length-grouped, packed), `config` (the validated run config), `model`
-(tokenizer, base, LoRA), `recipe` (the training run), `merge`, `chat`, `cli` (`stellar-train`).
+`batching` (padded, length-grouped, packed), `config` (the validated run config), `checks` (machine
+checks before tokenizing), `cache` (tokenized splits), `schedule` (steps and accumulation), `model`
+(tokenizer, base, LoRA), `trainer` (eval loss, reporting), `run_record`, `recipe` (the training
+run), `merge`, `chat`, `cli` (`stellar-train`). docs/ARCHITECTURE.md has the map.
 """
