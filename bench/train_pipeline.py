@@ -1,7 +1,9 @@
 """`make bench-train` (CPU part): the trainer's data pipeline on a built corpus.
 
 For random order, length-grouped (the sampler the Trainer uses) and packed batches: the share of
-non-pad tokens per batch, and samples/s of the pipeline (tokenize + mask + batch + collate). The
+non-pad tokens per batch, samples/s of the pipeline (tokenize + mask + batch + collate), and the
+optimizer steps the shipped config (corpus/train_stellarspeak.toml: 256 examples a step, micro 4,
+3 epochs) would take with that batching (schedule.plan, the count the Trainer makes). The
 tokenizer is a SentencePiece BPE model trained here on the corpus text (nothing is downloaded), a
 stand-in for LLaMA's. Writes a JSON result and prints a table.
 
@@ -16,6 +18,7 @@ import platform
 import random
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import polars as pl
@@ -26,9 +29,11 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 import stellar_data
 from stellar_train.batching import collate_packed, collate_padded, non_pad_share, pack
+from stellar_train.config import from_mapping
 from stellar_train.data import encode_records
 from stellar_train.model import batch_text_tokenizer, load_tokenizer, special_ids, text_tokenizer
 from stellar_train.prompt import PromptTemplate
+from stellar_train.schedule import plan
 
 
 def train_tokenizer(texts: list[str], folder: Path, vocab_size: int) -> Path:
@@ -43,6 +48,15 @@ def train_tokenizer(texts: list[str], folder: Path, vocab_size: int) -> Path:
     out = folder / "tokenizer"
     LlamaTokenizer.from_pretrained(sp_dir).save_pretrained(out)
     return out
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "corpus" / "train_stellarspeak.toml"
+
+
+def shipped_schedule(batching: str, pack_len: int, examples: int, rows: int, tokens: int) -> dict[str, float]:
+    values = tomllib.loads(SHIPPED.read_text(encoding="utf-8")) | {"batching": batching, "pack_len": pack_len}
+    schedule = plan(from_mapping(values), examples, rows, tokens)
+    return {"optimizer_steps": schedule.optimizer_steps, "examples_per_step": round(schedule.examples_per_step, 1)}
 
 
 def batches_of(order: list[int], size: int) -> list[list[int]]:
@@ -108,6 +122,7 @@ def main() -> None:
             "non_pad_share": non_pad_share([[lengths[i] for i in batch] for batch in batches]),
             "samples_per_s": len(examples) / (encode_seconds + seconds),
             "collate_s": seconds,
+            **shipped_schedule(mode, args.pack_len, len(examples), len(examples), sum(lengths)),
         }
     for pack_len in sorted({args.cutoff, args.pack_len}):
         started = time.perf_counter()
@@ -124,6 +139,7 @@ def main() -> None:
             "non_pad_share": non_pad_share([[sum(len(rows[i]) for i in batch)] for batch in packed_batches]),
             "samples_per_s": len(examples) / (encode_seconds + seconds),
             "collate_s": seconds,
+            **shipped_schedule("packed", pack_len, len(examples), len(rows), sum(lengths)),
         }
     report = {
         "corpus": str(args.corpus),

@@ -30,7 +30,6 @@ last `os.replace` wins).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import logging
@@ -38,8 +37,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from stellar_data.memory import collector_paused
 
 from . import data as data_module
 from . import prompt as prompt_module
@@ -250,24 +250,11 @@ def from_table(table: pa.Table, key: CacheKey) -> tuple[list[Encoded], dict[str,
     stats = json.loads(meta.get(STATS_META, b"null"))
     if not isinstance(stats, dict) or stats.get("kept", len(table)) != len(table):
         raise ValueError(f"stats {stats} do not match its {len(table)} examples")
-    with _gc_paused():
+    with collector_paused():  # millions of new int lists, no cycles: 3-5x faster without the GC
         ids, labels = (array.to_pylist() for array in arrays)
         if any(len(i) != len(x) for i, x in zip(ids, labels, strict=True)):
             raise ValueError("an example's labels and input_ids differ in length")
         return [Encoded(i, x) for i, x in zip(ids, labels, strict=True)], stats
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Millions of new int lists (no cycles) trigger the cyclic GC over and over: pausing it makes
-    loading 3-5x faster."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _flat(array: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
