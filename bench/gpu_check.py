@@ -184,7 +184,7 @@ class Run:
         examples = lib.uniform_examples(count, low, high, lib.VOCAB[model.name], seed=1)
         rows = pack(examples, width)
         total = lib.label_tokens(examples)
-        padded, packed = lib.padded_batches(examples, micro), lib.packed_batches(rows, micro)
+        padded, packed = lib.padded_batches(examples, micro), lib.packed_batches(rows, micro, attention)
         keys = sorted(packed[0].tensors)
         lib.set_attention(model, attention)
         model.base.eval()
@@ -244,7 +244,7 @@ class Run:
             return lib.grouped_batches(lib.sft_examples(50 * case.micro, case.length, vocab, seed=3), case.micro, steps)
         cutoff = self.sizes["cutoff"]
         pool = lib.sft_examples(max(200, 3 * steps * case.micro * case.length // cutoff), cutoff, vocab, seed=3)
-        return lib.packed_steps(pool, case.length, case.micro, steps)
+        return lib.packed_steps(pool, case.length, case.micro, steps, case.attention)
 
     def throughput(self, case: Case) -> dict:
         if case.attention == gpu_varlen.NAME and not self.varlen_ok:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stellar_train.batching import Packed, collate_packed, collate_padded, pack
+from stellar_train.batching import Packed, collate_flat, collate_packed, collate_padded, flattens, pack
 from stellar_train.tokenize import IGNORE_INDEX, Encoded
 
 PAD, BOS, EOS = 0, 1, 2  # LLaMA: unk (the pad) 0, bos 1, eos 2
@@ -168,13 +168,14 @@ def padded_batches(examples: Sequence[Encoded], micro: int) -> list[Batch]:
     return [_batch(collate_padded(g, PAD), sum(map(len, g)), label_tokens(g)) for g in groups]
 
 
-def packed_batches(rows: Sequence[Packed], micro: int) -> list[Batch]:
-    """collate_packed's dict as it is (the micro-batch flattened into one row with cu_seq_lens_q/k and
-    max_length_q/k); counts come from the rows, not from its keys."""
+def packed_batches(rows: Sequence[Packed], micro: int, attention: str) -> list[Batch]:
+    """The batches the trainer's collator gives `attention`: rows side by side for eager / sdpa, one
+    flattened row with cu_seq_lens_q/k and max_length_q/k for varlen kernels (`batching.flattens`);
+    counts come from the rows, not from the tensors."""
     groups = [rows[i : i + micro] for i in range(0, len(rows), micro)]
+    collate = collate_flat if flattens(attention) else (lambda g: collate_packed(g, PAD))
     return [
-        _batch(collate_packed(g), sum(map(len, g)), sum(sum(x != IGNORE_INDEX for x in r.labels) for r in g))
-        for g in groups
+        _batch(collate(g), sum(map(len, g)), sum(sum(x != IGNORE_INDEX for x in r.labels) for r in g)) for g in groups
     ]
 
 
@@ -192,13 +193,13 @@ def grouped_batches(examples: Sequence[Encoded], micro: int, count: int, seed: i
     return [batches[i * len(batches) // count] for i in range(count)]
 
 
-def packed_steps(examples: Sequence[Encoded], width: int, micro: int, count: int) -> list[Batch]:
+def packed_steps(examples: Sequence[Encoded], width: int, micro: int, count: int, attention: str) -> list[Batch]:
     """`count` packed micro-batches of rows of `width` (the last, least full row left out)."""
     rows = pack(examples, width)
     rows = rows[:-1] if len(rows) > count * micro else rows
     if len(rows) < count * micro:
         raise ValueError(f"{len(rows)} packed rows, {count * micro} needed")
-    return packed_batches(rows[: count * micro], micro)
+    return packed_batches(rows[: count * micro], micro, attention)
 
 
 def on(device: torch.device, batch: Batch, **extra) -> dict:

@@ -130,13 +130,14 @@ def main() -> None:
         order = random.Random(args.seed).sample(range(len(rows)), len(rows))
         packed_batches = batches_of(order, args.micro_batch)
         for batch in packed_batches:
-            collate_packed([rows[i] for i in batch])
+            collate_packed([rows[i] for i in batch], ids.pad)
         seconds = time.perf_counter() - started
         results[f"packed_{pack_len}"] = {
             "batches": len(packed_batches),
             "rows": len(rows),
-            # A packed micro-batch is its rows flattened into one sequence: every position is a real token.
-            "non_pad_share": non_pad_share([[sum(len(rows[i]) for i in batch)] for batch in packed_batches]),
+            # Every position of a packed batch is a real token except each row's tail padding (sdpa's
+            # form; a varlen kernel's flattened batch has no padding at all).
+            "non_pad_share": non_pad_share([[len(rows[i]) for i in batch] for batch in packed_batches]),
             "samples_per_s": len(examples) / (encode_seconds + seconds),
             "collate_s": seconds,
             **shipped_schedule("packed", pack_len, len(examples), len(rows), sum(lengths)),

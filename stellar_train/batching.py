@@ -1,15 +1,20 @@
 """Batches from encoded examples: right-padded, or packed with no attention across examples.
 
 Packed rows concatenate whole examples (best-fit decreasing, so rows are nearly full); a row's length
-is the token budget of one forward pass per row. A micro-batch of packed rows reaches the model
-flattened into one sequence of shape (1, total tokens), with no padding at all, `position_ids` that
-restart at 0 for each example, and the examples' boundaries as `cu_seq_lens_q/k` + `max_length_q/k`
-(the varlen arguments `DataCollatorWithFlattening` passes). Every attention implementation masks that
-exactly: eager and sdpa build a block-diagonal causal mask from the restarting position ids (no
-attention mask is passed), and flash-attention / other varlen kernels read the boundaries (they
-ignore a position-derived mask, and transformers only infers boundaries from position ids for a
-batch of one row). Each example's first label is masked, so the last token of one example never
-predicts the next example's first token.
+is the token budget of one row of a forward pass. Each example's first label is masked, so the last
+token of one example never predicts the next example's first token. A micro-batch of packed rows
+reaches the model in the form its attention implementation masks exactly (`flattens`):
+
+- eager, sdpa, flex_attention (`collate_packed`): the rows side by side, `position_ids` restarting at
+  0 for each example and no attention mask, from which transformers builds a block-diagonal causal
+  mask per row; a row's padding is a block of its own with labels -100.
+- flash-attention and every other varlen kernel (`collate_flat`): the rows flattened into one
+  sequence of shape (1, total tokens), no padding, restarting `position_ids` and the examples'
+  boundaries as `cu_seq_lens_q/k` + `max_length_q/k` (what `DataCollatorWithFlattening` passes).
+  These kernels ignore a position-derived mask, and transformers infers boundaries from position ids
+  only for a batch of one row, so side-by-side rows would attend to each other there. Mask-based
+  implementations get rows rather than one flat sequence because their dense mask over a flattened
+  micro-batch of R rows costs R times the attention work.
 """
 
 from __future__ import annotations
@@ -98,8 +103,28 @@ def collate_padded(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.
     }
 
 
-def collate_packed(rows: Sequence[Packed]) -> dict[str, torch.Tensor | int]:
-    """Packed rows flattened into one sequence with the examples' boundaries (see the module docstring)."""
+MASKED_ATTENTION = ("eager", "sdpa", "flex_attention")
+"""Implementations that build their mask from position ids (packed rows stay side by side)."""
+
+
+def flattens(attn_implementation: str) -> bool:
+    """Whether packed micro-batches reach this attention implementation flattened (varlen kernels)."""
+    return attn_implementation not in MASKED_ATTENTION
+
+
+def collate_packed(rows: Sequence[Packed], pad_id: int) -> dict[str, torch.Tensor]:
+    """Packed rows side by side, padded to the longest; no attention mask (see the module docstring).
+    The padding's positions restart at 0: it is a block of its own."""
+    width = max(len(r) for r in rows)
+    return {
+        "input_ids": _padded([r.input_ids for r in rows], width, pad_id),
+        "labels": _padded([r.labels for r in rows], width, IGNORE_INDEX),
+        "position_ids": _padded([[*r.position_ids, *range(width - len(r))] for r in rows], width, 0),
+    }
+
+
+def collate_flat(rows: Sequence[Packed]) -> dict[str, torch.Tensor | int]:
+    """Packed rows flattened into one sequence with the examples' boundaries, for varlen kernels."""
     ids = [token for row in rows for token in row.input_ids]
     labels = [label for row in rows for label in row.labels]
     positions = [position for row in rows for position in row.position_ids]

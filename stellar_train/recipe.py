@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from . import run_record
-from .batching import Packed, collate_packed, collate_padded, pack
+from .batching import Packed, collate_flat, collate_packed, collate_padded, flattens, pack
 from .cache import config_key, encoded_split, resolve_cache_dir, tokenizer_identity
 from .checks import Devices, check_resume, preflight, probe
 from .config import TrainConfig, check_target_modules
@@ -106,14 +106,18 @@ def training_arguments(config: TrainConfig, schedule: Schedule, has_eval: bool):
 
 
 class Collator:
-    """Builds tensors from the dataset's rows: packed rows, or padded examples (evaluation always)."""
+    """Builds tensors from the dataset's rows: packed rows (side by side, or flattened for a varlen
+    kernel: `batching.flattens`), or padded examples (evaluation always)."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, flat: bool) -> None:
         self.pad_id = pad_id
+        self.flat = flat
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [f["row"] for f in features]
-        return collate_packed(rows) if isinstance(rows[0], Packed) else collate_padded(rows, self.pad_id)
+        if not isinstance(rows[0], Packed):
+            return collate_padded(rows, self.pad_id)
+        return collate_flat(rows) if self.flat else collate_packed(rows, self.pad_id)
 
 
 def _memory_note(config: TrainConfig, schedule: Schedule) -> str | None:
@@ -257,7 +261,7 @@ def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
         args=training_arguments(config, schedule, has_eval=bool(prepared.eval_rows)),
         train_dataset=ExampleDataset(prepared.rows),
         eval_dataset=ExampleDataset(prepared.eval_rows) if prepared.eval_rows else None,
-        data_collator=Collator(ids.pad),
+        data_collator=Collator(ids.pad, flattens(config.attn_implementation)),
         callbacks=report_callbacks(config.report_to),
         processing_class=prepared.tokenizer,  # counts non-pad input tokens for tokens/s
     )

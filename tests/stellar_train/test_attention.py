@@ -5,8 +5,8 @@ the sequence boundaries it is given and ignores any mask transformers derives fr
 stand-in below, registered through transformers' public `AttentionInterface`, behaves that way on
 CPU: it uses `cu_seq_lens_q` when the batch carries it, and plain causal attention over each whole
 row when it does not. Packed loss must equal per-example loss for all three at micro-batch 1 and 4;
-a packed batch in the old (rows, width) form without boundaries lets examples see each other under
-the varlen kernel, which is the defect this guards against.
+packed rows side by side (the form eager and sdpa get) let examples see each other under the
+varlen kernel, which is why varlen kernels get the flattened form (`batching.flattens`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import AttentionInterface, AutoModelForCausalLM
 
-from stellar_train.batching import Packed, collate_packed, pack
+from stellar_train.batching import Packed, collate_flat, collate_packed, flattens, pack
 from stellar_train.data import encode_records
 from stellar_train.model import batch_text_tokenizer, load_tokenizer, special_ids, text_tokenizer
 from stellar_train.prompt import PromptTemplate
@@ -89,39 +89,29 @@ def per_example_loss(model, examples: list[Encoded]) -> float:
     return total / tokens
 
 
-def packed_loss(model, rows: list[Packed], micro: int) -> float:
+def packed_loss(model, rows: list[Packed], micro: int, flat: bool) -> float:
     total = tokens = 0
     for start in range(0, len(rows), micro):
-        part, count = token_loss_sum(model, collate_packed(rows[start : start + micro]))
+        group = rows[start : start + micro]
+        part, count = token_loss_sum(model, collate_flat(group) if flat else collate_packed(group, 0))
         total, tokens = total + part, tokens + count
     return total / tokens
-
-
-def unflattened(rows: list[Packed]) -> dict[str, torch.Tensor]:
-    """The old collation: rows side by side, right-padded, restarting positions, no boundaries."""
-    width = max(len(r) for r in rows)
-
-    def padded(values: list[list[int]], fill: int) -> torch.Tensor:
-        return torch.tensor([v + [fill] * (width - len(v)) for v in values])
-
-    return {
-        "input_ids": padded([r.input_ids for r in rows], 0),
-        "labels": padded([r.labels for r in rows], IGNORE_INDEX),
-        "position_ids": torch.tensor([[*r.position_ids, *range(width - len(r))] for r in rows]),
-    }
 
 
 @pytest.mark.parametrize("implementation", ["eager", "sdpa", VARLEN])
 @pytest.mark.parametrize("micro", [1, 4])
 def test_packed_loss_equals_per_example_loss(tiny_model: Path, examples, implementation: str, micro: int) -> None:
+    """In the form the trainer's collator gives this implementation (and flattened for all)."""
     rows = pack(examples, 2 * max(len(e) for e in examples))
     assert len(rows) >= 4 and any(r.position_ids.count(0) > 1 for r in rows)  # rows really hold several examples
     model = model_with(tiny_model, implementation)
     expected = per_example_loss(model_with(tiny_model, "eager"), examples)
-    assert packed_loss(model, rows, micro) == pytest.approx(expected, abs=1e-5)
+    assert flattens(implementation) == (implementation == VARLEN)
+    assert packed_loss(model, rows, micro, flattens(implementation)) == pytest.approx(expected, abs=1e-5)
+    assert packed_loss(model, rows, micro, flat=True) == pytest.approx(expected, abs=1e-5)
 
 
-def test_an_unflattened_packed_batch_leaks_across_examples_under_a_varlen_kernel(tiny_model: Path, examples) -> None:
+def test_side_by_side_packed_rows_leak_across_examples_under_a_varlen_kernel(tiny_model: Path, examples) -> None:
     rows = pack(examples, 2 * max(len(e) for e in examples))[:4]
     assert len(rows) == 4
     model = model_with(tiny_model, VARLEN)
@@ -132,11 +122,11 @@ def test_an_unflattened_packed_batch_leaks_across_examples_under_a_varlen_kernel
             out = model(**batch).logits
         return out[0] if flat else torch.cat([out[i, : len(r)] for i, r in enumerate(rows)])
 
-    exact = torch.cat([logits(collate_packed([r]), True) for r in rows])
-    torch.testing.assert_close(logits(collate_packed(rows), True), exact, atol=1e-5, rtol=0)
-    assert (logits(unflattened(rows), False) - exact).abs().max() > 1e-3
-    # sdpa masks the same unflattened batch correctly (from position ids): only varlen kernels need the flat form.
+    exact = torch.cat([logits(collate_flat([r]), True) for r in rows])
+    torch.testing.assert_close(logits(collate_flat(rows), True), exact, atol=1e-5, rtol=0)
+    assert (logits(collate_packed(rows, 0), False) - exact).abs().max() > 1e-3
+    # sdpa masks the same side-by-side batch correctly (from position ids): only varlen kernels need the flat form.
     sdpa = model_with(tiny_model, "sdpa")
-    flat_sum, flat_count = token_loss_sum(sdpa, collate_packed(rows))
-    side_sum, side_count = token_loss_sum(sdpa, unflattened(rows))
+    flat_sum, flat_count = token_loss_sum(sdpa, collate_flat(rows))
+    side_sum, side_count = token_loss_sum(sdpa, collate_packed(rows, 0))
     assert side_count == flat_count and side_sum == pytest.approx(flat_sum, abs=1e-4)

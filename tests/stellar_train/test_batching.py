@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from stellar_train.batching import Packed, collate_packed, collate_padded, non_pad_share, pack
+from stellar_train.batching import Packed, collate_flat, collate_packed, collate_padded, flattens, non_pad_share, pack
 from stellar_train.tokenize import IGNORE_INDEX, Encoded
 
 M = IGNORE_INDEX
@@ -124,9 +124,33 @@ def test_collate_padded_keeps_the_eos_label_with_a_distinct_pad():
     assert (batch["labels"] == 2).sum().item() == 2  # both EOS labels survive padding
 
 
-def test_collate_packed_flattens_the_micro_batch_into_one_sequence():
+def test_collate_packed():
     rows = [Packed([10, 11, 12, 20], [M, 1011, M, 1020], [0, 1, 0, 1]), Packed([30, 31, 32], [M, 31, 32], [0, 1, 2])]
-    batch = collate_packed(rows)
+    batch = collate_packed(rows, pad_id=PAD)
+    assert set(batch) == {"input_ids", "labels", "position_ids"}  # no attention mask
+    for tensor in batch.values():
+        assert tensor.shape == (2, 4) and tensor.dtype == torch.long
+    assert batch["input_ids"].tolist() == [[10, 11, 12, 20], [30, 31, 32, PAD]]
+    assert batch["labels"].tolist() == [[M, 1011, M, 1020], [M, 31, 32, M]]
+    assert batch["position_ids"].tolist() == [[0, 1, 0, 1], [0, 1, 2, 0]]
+
+
+def test_collate_packed_padding_is_a_block_of_its_own():
+    rows = pack([A, B, C], max_len=7)  # B + A fill one row of 7; C is a row of 2
+    batch = collate_packed(rows, pad_id=PAD)
+    assert batch["input_ids"].tolist() == [[20, 21, 22, 23, 10, 11, 12], [30, 31, PAD, PAD, PAD, PAD, PAD]]
+    assert batch["labels"].tolist() == [[M, 1021, 1022, 1023, M, 1011, 1012], [M, 1031, M, M, M, M, M]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 2], [0, 1, 0, 1, 2, 3, 4]]
+
+
+def test_only_varlen_kernels_get_flattened_batches():
+    assert not any(flattens(name) for name in ("eager", "sdpa", "flex_attention"))
+    assert all(flattens(name) for name in ("flash_attention_2", "flash_attention_3", "my_registered_varlen"))
+
+
+def test_collate_flat_flattens_the_micro_batch_into_one_sequence():
+    rows = [Packed([10, 11, 12, 20], [M, 1011, M, 1020], [0, 1, 0, 1]), Packed([30, 31, 32], [M, 31, 32], [0, 1, 2])]
+    batch = collate_flat(rows)
     assert "attention_mask" not in batch  # eager / sdpa derive the block-diagonal mask from position_ids
     for name in ("input_ids", "labels", "position_ids"):
         assert batch[name].shape == (1, 7) and batch[name].dtype == torch.long
@@ -139,9 +163,9 @@ def test_collate_packed_flattens_the_micro_batch_into_one_sequence():
     assert batch["max_length_q"] == batch["max_length_k"] == 3
 
 
-def test_collate_packed_of_best_fit_rows_keeps_every_example_whole():
+def test_collate_flat_of_best_fit_rows_keeps_every_example_whole():
     rows = pack([A, B, C, D], max_len=7)
-    batch = collate_packed(rows)
+    batch = collate_flat(rows)
     bounds = batch["cu_seq_lens_q"].tolist()
     ids = batch["input_ids"][0].tolist()
     found = sorted(ids[a:b] for a, b in itertools.pairwise(bounds))
@@ -173,11 +197,11 @@ def test_packed_row_computes_the_same_logits_as_separate_examples(tiny_model):
     second = Encoded([1, 310, 311, 2], [M, 310, 311, 2])
     rows = pack([first, second], max_len=12)
     assert len(rows) == 1
-    batch = collate_packed([*rows, Packed([1, 320], [M, 320], [0, 1])])
+    batch = collate_packed([*rows, Packed([1, 320], [M, 320], [0, 1])], pad_id=PAD)
     with torch.no_grad():
         packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
         alone = [model(input_ids=torch.tensor([e.input_ids]), use_cache=False).logits[0] for e in (first, second)]
-        plain = model(input_ids=batch["input_ids"][:, :9], use_cache=False).logits[0]
+        plain = model(input_ids=batch["input_ids"][:1], use_cache=False).logits[0]
     torch.testing.assert_close(packed[0, :5], alone[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(packed[0, 5:9], alone[1], atol=1e-5, rtol=1e-5)
     # Control: without per-example positions the second example attends to the first.

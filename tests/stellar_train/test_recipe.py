@@ -260,7 +260,7 @@ def test_packed_loss_equals_per_example_loss(tiny_model: Path, encoded_examples,
     assert sum(len(r) for r in packed) == sum(len(e) for e in examples)
     model = fresh_base(tiny_model)
     padded_batch = collate_padded(examples, pad)
-    packed_batch = collate_packed(packed)
+    packed_batch = collate_packed(packed, pad)
     # The same label tokens on both sides (the packed row masks each example's first label, BOS's).
     assert (packed_batch["labels"] != -100).sum() == (padded_batch["labels"] != -100).sum()
     separate = forward(model, padded_batch)
