@@ -49,6 +49,7 @@ import pyarrow as pa
 from stellar_data.memory import collector_paused
 
 from . import data as data_module
+from . import model as model_module
 from . import prompt as prompt_module
 from . import tokenize as tokenize_module
 from .prompt import PromptTemplate
@@ -166,7 +167,7 @@ def _version(name: str) -> str:
 def code_identity() -> str:
     """sha256 of the modules whose code decides what an encoded example is."""
     digest = hashlib.sha256()
-    for module in (tokenize_module, data_module, prompt_module):
+    for module in (tokenize_module, data_module, prompt_module, model_module):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 

@@ -13,6 +13,7 @@ fields, which may change between sessions) and the corpus manifest must be uncha
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -25,15 +26,12 @@ from .trainer import check_report_to
 
 FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
 RUN_ONLY = (
-    "output_dir",
-    "resume_from_checkpoint",
-    "logging_steps",
-    "save_total_limit",
-    "report_to",
-    "tokenized_cache_dir",
+    *("output_dir", "resume_from_checkpoint", "logging_steps", "save_steps", "save_total_limit"),
+    *("eval_steps", "validation_split", "report_to", "tokenized_cache_dir"),
+    *("gradient_checkpointing", "attn_implementation"),
 )
-"""Fields a resumed run may change: they do not change what is trained (a checkpoint may be resumed
-into another folder)."""
+"""Fields a resumed run may change: they change how it runs, not what is trained (a checkpoint may
+be resumed into another folder)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,8 @@ class Devices:
     """Every visible GPU supports bf16 (False without CUDA)."""
     world_size: int
     """Processes of the run (torchrun's WORLD_SIZE)."""
+    launched: bool = False
+    """Started by torchrun / accelerate (LOCAL_RANK set): each process drives one device."""
 
 
 def probe() -> Devices:
@@ -56,6 +56,7 @@ def probe() -> Devices:
         count=torch.cuda.device_count() if cuda else 0,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        launched="LOCAL_RANK" in os.environ,
     )
 
 
@@ -71,14 +72,25 @@ def installed(package: str) -> bool:
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:
-    """The Trainer's checkpoint-N folders in output_dir, oldest first."""
+    """The Trainer's complete checkpoint-N folders (with trainer_state.json) in output_dir, oldest first."""
     folder = Path(output_dir)
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    complete = [p for p in found if (p / "trainer_state.json").is_file()]
+    return sorted(complete, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> list[str]:
-    """Raises ConfigError for the first problem; returns notes (GPU checks deferred in a dry run)."""
+def resume_checkpoint(config: TrainConfig) -> str | None:
+    """The checkpoint folder a run resumes from: `latest` is the newest complete one in output_dir."""
+    resume = config.resume_from_checkpoint
+    if resume != "latest":
+        return resume
+    found = checkpoints(config.output_dir)
+    return str(found[-1]) if found else None
+
+
+def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False, force: bool = False) -> list[str]:
+    """Raises ConfigError for the first problem; returns notes (GPU checks deferred in a dry run).
+    `force`: a new run may write into an output_dir that holds another run's checkpoints."""
     notes: list[str] = []
 
     def needs_gpu(message: str) -> None:
@@ -102,7 +114,7 @@ def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -
     package = FLASH_PACKAGES.get(config.attn_implementation)
     if package and not installed(package):
         needs_gpu(f"attn_implementation: {config.attn_implementation} needs the {package} package, not installed")
-    if devices.count > 1 and devices.world_size == 1:
+    if devices.count > 1 and not devices.launched:
         needs_gpu(
             f"{devices.count} GPUs are visible to one process, which would multiply the batch through "
             f"DataParallel: run `torchrun --nproc_per_node {devices.count} -m stellar_train.cli train ...` "
@@ -112,14 +124,28 @@ def preflight(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -
         raise ConfigError(problem)
     resume = config.resume_from_checkpoint
     if resume == "latest" and not checkpoints(config.output_dir):
-        raise ConfigError(f"resume_from_checkpoint: latest, but {config.output_dir} has no checkpoint-N folder")
+        raise ConfigError(
+            f"resume_from_checkpoint: latest, but {config.output_dir} has no complete checkpoint-N folder"
+        )
     if resume not in (None, "latest") and not (Path(resume) / "trainer_state.json").is_file():
         raise ConfigError(f"resume_from_checkpoint: {resume} is not a Trainer checkpoint (no trainer_state.json)")
+    if resume is None and checkpoints(config.output_dir) and not force:
+        raise ConfigError(
+            f"output_dir {config.output_dir} holds checkpoints of an earlier run: resume it "
+            "(--resume-from-checkpoint latest), pick another output_dir, or pass --force"
+        )
     return notes
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields that decide what is trained, as JSON holds them (tuples read back as lists)."""
+    """The fields that decide what is trained, as JSON holds them (tuples read back as lists). A
+    record of an older version is read as a config first: fields it lacks get today's defaults and
+    its relative paths are resolved from here."""
+    from .config import from_mapping
+    from .run_record import resolved_config
+
+    with contextlib.suppress(ConfigError, TypeError):  # a record of a newer version: compared as it is
+        config = resolved_config(from_mapping(config, "the run record"))
     return {name: value for name, value in json.loads(json.dumps(config)).items() if name not in RUN_ONLY}
 
 

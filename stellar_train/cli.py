@@ -44,7 +44,7 @@ def train(
     try:
         settings = load_config(config, parse_overrides(list(ctx.args)), need_model=not dry_run)
         if dry_run:
-            prepared = plan_run(settings)
+            prepared = plan_run(settings, force=force)
             for note in prepared.notes:
                 typer.echo(f"note: {note}")
             typer.echo(f"tokenization: {json.dumps(prepared.tokenization)}")

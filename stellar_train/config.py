@@ -119,7 +119,12 @@ class TrainConfig:
             raise ConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
         if self.batching == "packed" and self.pack_len < self.cutoff_len:
             raise ConfigError(f"pack_len {self.pack_len} is shorter than cutoff_len {self.cutoff_len}")
-        if self.batch_size % (self.micro_batch_size * world_size):
+        from transformers import SchedulerType
+
+        schedulers = tuple(kind.value for kind in SchedulerType)
+        if self.lr_scheduler not in schedulers:
+            raise ConfigError(f"lr_scheduler: {self.lr_scheduler!r} is not one of {', '.join(schedulers)}")
+        if self.batching != "packed" and self.batch_size % (self.micro_batch_size * world_size):
             raise ConfigError(
                 f"batch_size {self.batch_size} is not divisible by micro_batch_size {self.micro_batch_size} "
                 f"x {world_size} process(es): gradient accumulation could not be exact"

@@ -76,25 +76,31 @@ def base_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def load_kwargs(precision: str, load_8bit: bool, attn_implementation: str, *, cuda: bool, local_rank: int) -> dict:
-    """`from_pretrained` arguments: on a GPU the weights load straight onto this rank's device (without
-    `device_map` a full-precision model is built in host RAM first: 26 GB per rank for 13B)."""
+def load_kwargs(precision: str, load_8bit: bool, attn_implementation: str, *, device: int | None) -> dict:
+    """`from_pretrained` arguments: on a GPU (`device`, its index) the weights load straight onto it
+    (without `device_map` a full-precision model is built in host RAM first: 26 GB per rank for 13B)."""
     from transformers import BitsAndBytesConfig
 
     kwargs: dict = {"dtype": DTYPES[precision], "attn_implementation": attn_implementation}
     if load_8bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if cuda:
-        kwargs["device_map"] = {"": local_rank}
+    if device is not None:
+        kwargs["device_map"] = {"": device}
     return kwargs
+
+
+def rank_device() -> int | None:
+    """This process's GPU: its local rank among the visible ones (a launcher may give each process
+    its own single visible GPU), None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    return int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
 
 
 def load_base(path: str, precision: str, load_8bit: bool = False, attn_implementation: str = "sdpa"):
     from transformers import AutoModelForCausalLM
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    kwargs = load_kwargs(precision, load_8bit, attn_implementation, cuda=cuda, local_rank=local_rank)
+    kwargs = load_kwargs(precision, load_8bit, attn_implementation, device=rank_device())
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ import torch
 from . import run_record
 from .batching import Packed, collate_flat, collate_packed, collate_padded, flattens, pack
 from .cache import config_key, encoded_split, resolve_cache_dir, tokenizer_identity
-from .checks import Devices, check_resume, preflight, probe
+from .checks import Devices, check_resume, preflight, probe, resume_checkpoint
 from .config import TrainConfig, check_target_modules
-from .data import DataError, ExampleDataset, encode_records, load_records
+from .data import DataError, ExampleDataset, corpus_manifest_sha256, encode_records, load_records
 from .memory import GIB, Shape, estimate_peak_bytes
 from .model import (
     batch_text_tokenizer,
@@ -54,6 +53,35 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """A resumed run: the checkpoint folder, the record it continues (None: none found) and what
+    changed since (only with --force)."""
+
+    checkpoint: str
+    previous: dict[str, Any] | None
+    own: bool
+    """The previous record is output_dir's own (not another run's, beside a foreign checkpoint)."""
+    changes: list[str]
+
+
+def check_resumed(config: TrainConfig, force: bool) -> Resume | None:
+    """Compares a resume with the run it continues before anything is tokenized (checks.check_resume)."""
+    checkpoint = resume_checkpoint(config)
+    if checkpoint is None:
+        return None
+    own = run_record.load(Path(config.output_dir))
+    previous = own if own is not None else (read_run_config(checkpoint) or None)
+    changes: list[str] = []
+    if previous is not None:
+        now = {
+            "config": run_record.resolved_config(config),
+            "corpus_manifest_sha256": corpus_manifest_sha256(config.data),
+        }
+        changes = check_resume(now, previous, force=force)
+    return Resume(checkpoint, previous, own is not None, changes)
+
+
+@dataclass(frozen=True)
 class Prepared:
     """What a run needs before its model loads."""
 
@@ -64,6 +92,7 @@ class Prepared:
     tokenization: dict[str, Any]
     schedule: Schedule
     notes: list[str] = field(default_factory=list)
+    resume: Resume | None = None
 
 
 def training_arguments(config: TrainConfig, schedule: Schedule, has_eval: bool):
@@ -140,10 +169,12 @@ def _memory_note(config: TrainConfig, schedule: Schedule) -> str | None:
     )
 
 
-def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> Prepared:
-    """Validate, check, tokenize and plan; no model weights are loaded and nothing is written."""
+def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False, force: bool = False) -> Prepared:
+    """Validate, check, tokenize and plan; no model weights are loaded and nothing is written but
+    the tokenized cache."""
     config.validate(devices.world_size, need_model=not dry_run)
-    notes = preflight(config, devices, dry_run=dry_run)
+    notes = preflight(config, devices, dry_run=dry_run, force=force)
+    resume = check_resumed(config, force)
     template = PromptTemplate.load(config.template)
     tokenizer = load_tokenizer(config.base_model)
     has_model = not Path(config.base_model).expanduser().is_dir() or (Path(config.base_model) / "config.json").is_file()
@@ -169,8 +200,13 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> 
             )  # fmt: skip
             return examples, stats.as_dict()
 
-        with main_process_first(devices.world_size):
-            examples, stats, _ = encoded_split(cache_dir, config_key(config, tokenizer_id, template, split), build)
+        key = config_key(config, tokenizer_id, template, split)
+        waits = devices.world_size > 1 and cache_dir is not None and key is not None
+        if waits and not is_local_main_process():
+            wait_for(key.path(cache_dir), split)
+        examples, stats, _ = encoded_split(cache_dir, key, build)
+        if waits and is_local_main_process() and not key.path(cache_dir).is_file():
+            raise DataError(f"tokenized_cache_dir {cache_dir}: cannot write the {split} split for the other processes")
         return examples, None if stats.get("missing") else stats
 
     train_examples, train_stats = encoded("train")
@@ -185,7 +221,8 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> 
         eval_rows, eval_stats = encoded(config.validation_split)
         if eval_stats is not None:
             tokenization["validation"] = eval_stats
-    schedule = plan(config, len(train_examples), len(rows), sum(map(len, train_examples)), devices.world_size)
+    tokens = sum(map(len, train_examples))
+    schedule = plan(config, len(train_examples), len(rows), tokens, devices.world_size, evaluates=bool(eval_rows))
     check(schedule)
     log.info("tokenized train: %s -> %d rows (%s batching)", train_stats, len(rows), config.batching)
     if config.batching == "packed":
@@ -199,39 +236,40 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False) -> 
             )
     if has_model and (note := _memory_note(config, schedule)):
         notes.append(note)
-    return Prepared(template, tokenizer, rows, eval_rows, tokenization, schedule, notes)
+    return Prepared(template, tokenizer, rows, eval_rows, tokenization, schedule, notes, resume)
 
 
-@contextmanager
-def main_process_first(world_size: int) -> Iterator[None]:
-    """Under torchrun the main process tokenizes (and fills the cache) while the others wait, then
-    they read its cache file."""
-    if world_size == 1:
-        yield
-        return
-    from accelerate import PartialState
-
-    with PartialState().main_process_first():
-        yield
+def is_local_main_process() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
-def dry_run(config: TrainConfig, devices: Devices | None = None) -> Prepared:
+def wait_for(path: Path, split: str, poll_s: float = 1.0) -> None:
+    """Under torchrun each node's first process tokenizes and writes the cache; the others wait for
+    its file (no process group needed, so no collective timeout while a large corpus is tokenized;
+    if that process fails, torchrun stops them)."""
+    if not path.is_file():
+        log.info("waiting for the main process to tokenize %s", split)
+    while not path.is_file():
+        time.sleep(poll_s)
+
+
+def dry_run(config: TrainConfig, devices: Devices | None = None, *, force: bool = False) -> Prepared:
     """`stellar-train train CONFIG --dry-run`: everything up to the model, printed by the CLI."""
-    return prepare(config, devices or probe(), dry_run=True)
+    return prepare(config, devices or probe(), dry_run=True, force=force)
 
 
-def _resume_record(config: TrainConfig, run: dict[str, Any], force: bool) -> dict[str, Any]:
-    """The record a resumed run keeps: the one already in output_dir (or, resuming another run's
-    checkpoint into a new folder, this run's), with a `resumes` entry; refused if it trained differently."""
-    resume = config.resume_from_checkpoint
-    own = run_record.load(Path(config.output_dir))
-    previous = own if own is not None else (read_run_config(resume) if resume != "latest" else None)
-    if not previous:
+def _record(run: dict[str, Any], resume: Resume | None) -> dict[str, Any]:
+    """The record a run saves: its own; resuming, the one it continues (output_dir's) with a
+    `resumes` entry, or this run's when --force resumed a run trained differently (the earlier
+    record is kept in the entry)."""
+    if resume is None:
         return run
-    changes = check_resume(run, previous, force=force)
-    kept = own if own is not None else run
-    entry = {"checkpoint": resume, "config": run["config"], "changes": changes}
-    return {**kept, "resumes": [*kept.get("resumes", []), entry]}
+    kept = resume.previous if resume.own and resume.previous is not None and not resume.changes else run
+    entry = {"checkpoint": resume.checkpoint, "config": run["config"], "changes": resume.changes}
+    if resume.changes and resume.previous is not None:
+        entry["previous"] = {k: v for k, v in resume.previous.items() if k not in ("log_history", "resumes")}
+    history = resume.previous.get("resumes", []) if resume.previous else []
+    return {**kept, "resumes": [*history, entry]}
 
 
 def is_main_process() -> bool:
@@ -240,16 +278,12 @@ def is_main_process() -> bool:
 
 def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
     """Train a LoRA adapter as the config says; returns the final metrics and the run record."""
-    prepared = prepare(config, probe())
+    prepared = prepare(config, probe(), force=force)
     for note in prepared.notes:
         log.info("%s", note)
     schedule = prepared.schedule
     output_dir = Path(config.output_dir)
-    run = run_record.run_record(config, prepared.template, schedule, prepared.tokenization)
-    if config.resume_from_checkpoint:
-        run = _resume_record(config, run, force)
-    if is_main_process():
-        run_record.save(output_dir, run)
+    run = _record(run_record.run_record(config, prepared.template, schedule, prepared.tokenization), prepared.resume)
 
     from transformers import set_seed
 
@@ -265,11 +299,12 @@ def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
         callbacks=report_callbacks(config.report_to),
         processing_class=prepared.tokenizer,  # counts non-pad input tokens for tokens/s
     )
-    resume = config.resume_from_checkpoint
-    outcome = trainer.train(resume_from_checkpoint=True if resume == "latest" else resume)
+    if is_main_process():  # only once the model and the Trainer stand: a failed start leaves no record
+        run_record.save(output_dir, run)
+    outcome = trainer.train(resume_from_checkpoint=prepared.resume.checkpoint if prepared.resume else None)
     metrics = dict(outcome.metrics)
     if prepared.eval_rows:
-        metrics |= trainer.evaluate()
+        metrics |= _final_evaluation(trainer)
     if trainer.is_world_process_zero():
         model.save_pretrained(output_dir)
         prepared.tokenizer.save_pretrained(output_dir)
@@ -277,3 +312,12 @@ def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
         run["log_history"] = trainer.state.log_history
         run_record.save(output_dir, run)
     return TrainResult(output_dir, metrics, run)
+
+
+def _final_evaluation(trainer) -> dict[str, Any]:
+    """The evaluation of the final weights: the Trainer's own at the last step when it made one,
+    else one more pass."""
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    if evaluations and evaluations[-1].get("step") == trainer.state.global_step:
+        return {name: value for name, value in evaluations[-1].items() if name.startswith("eval_")}
+    return trainer.evaluate()

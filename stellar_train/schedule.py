@@ -86,7 +86,10 @@ def micro_and_accumulation(config: TrainConfig, examples: int, rows: int, world_
     return best[1], best[2]
 
 
-def plan(config: TrainConfig, examples: int, rows: int, tokens: int, world_size: int = 1) -> Schedule:
+def plan(
+    config: TrainConfig, examples: int, rows: int, tokens: int, world_size: int = 1, *, evaluates: bool | None = None
+) -> Schedule:
+    """`evaluates`: whether there is anything to evaluate (default: a validation split is named)."""
     if examples <= 0 or rows <= 0:
         raise ValueError("a schedule needs at least one example")
     micro, accumulation = micro_and_accumulation(config, examples, rows, world_size)
@@ -104,7 +107,7 @@ def plan(config: TrainConfig, examples: int, rows: int, tokens: int, world_size:
         optimizer_steps=steps,
         warmup_steps=config.warmup_steps,
         save_steps=config.save_steps,
-        eval_steps=config.eval_steps if config.validation_split else 0,
+        eval_steps=config.eval_steps if (bool(config.validation_split) if evaluates is None else evaluates) else 0,
     )
 
 

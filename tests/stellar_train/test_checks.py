@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stellar_train.checks import Devices, check_resume, checkpoints, preflight
+from stellar_train.checks import Devices, check_resume, checkpoints, preflight, resume_checkpoint
 from stellar_train.config import ConfigError, from_mapping
 
 CPU = Devices(cuda=False, count=0, bf16=False, world_size=1)
@@ -35,8 +35,9 @@ def test_several_gpus_in_one_process_are_refused(tmp_path):
     """The Trainer would wrap the model in DataParallel: micro x 8 per forward, 8x the batch."""
     with pytest.raises(ConfigError, match=r"8 GPUs are visible to one process.*torchrun --nproc_per_node 8"):
         preflight(config(tmp_path), EIGHT_GPUS)
-    # Launched by torchrun, each process drives one device: fine.
-    preflight(config(tmp_path), Devices(cuda=True, count=8, bf16=True, world_size=8))
+    # Launched by torchrun (LOCAL_RANK set), each process drives one device: fine, even one process.
+    preflight(config(tmp_path), Devices(cuda=True, count=8, bf16=True, world_size=8, launched=True))
+    preflight(config(tmp_path), Devices(cuda=True, count=8, bf16=True, world_size=1, launched=True))
 
 
 def test_8bit_needs_cuda_and_bitsandbytes(tmp_path):
@@ -78,13 +79,26 @@ def test_report_to_must_name_a_known_integration(tmp_path):
 
 def test_resume_latest_needs_a_checkpoint(tmp_path):
     settings = config(tmp_path, resume_from_checkpoint="latest")
-    with pytest.raises(ConfigError, match=r"^resume_from_checkpoint: latest, but .* has no checkpoint-N folder"):
+    with pytest.raises(
+        ConfigError, match=r"^resume_from_checkpoint: latest, but .* has no complete checkpoint-N folder"
+    ):
         preflight(settings, ONE_GPU)
-    for step in (10, 200, 30):
+    for step in (10, 200, 30, 300):
         (tmp_path / "out" / f"checkpoint-{step}").mkdir(parents=True)
+        if step != 300:  # checkpoint-300 was cut off while it was written
+            (tmp_path / "out" / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     (tmp_path / "out" / "checkpoint-final").mkdir()
     assert [p.name for p in checkpoints(tmp_path / "out")] == ["checkpoint-10", "checkpoint-30", "checkpoint-200"]
     preflight(settings, ONE_GPU)
+    assert resume_checkpoint(settings) == str(tmp_path / "out" / "checkpoint-200")
+
+
+def test_a_new_run_into_a_folder_with_checkpoints_is_refused_unless_forced(tmp_path):
+    (tmp_path / "out" / "checkpoint-5").mkdir(parents=True)
+    (tmp_path / "out" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"holds checkpoints of an earlier run.*--force"):
+        preflight(config(tmp_path), ONE_GPU)
+    preflight(config(tmp_path), ONE_GPU, force=True)
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint(tmp_path):
@@ -99,6 +113,19 @@ def record(**config_fields):
 
 def test_a_resume_with_the_same_config_passes_and_run_only_fields_may_change():
     assert check_resume(record(output_dir="/b", logging_steps=1), record()) == []
+
+
+def test_a_record_of_an_older_version_reads_with_todays_defaults_and_resolved_paths(tmp_path, monkeypatch):
+    """Records written before min_instruction_share existed, with paths as typed."""
+    from stellar_train.run_record import resolved_config
+
+    (tmp_path / "corpus").mkdir()
+    monkeypatch.chdir(tmp_path)
+    now = from_mapping({"base_model": "hub/model", "data": "corpus", "output_dir": "out"})
+    old = {k: v for k, v in resolved_config(now).items() if k != "min_instruction_share"}
+    old |= {"data": "corpus", "output_dir": "out", "lora_target_modules": list(now.lora_target_modules)}
+    run = {"config": resolved_config(now), "corpus_manifest_sha256": None}
+    assert check_resume(run, {"config": old, "corpus_manifest_sha256": None}) == []
 
 
 def test_a_resume_with_another_config_or_corpus_is_refused_unless_forced():

@@ -516,3 +516,15 @@ def test_the_shipped_stellarspeak_training_config_reads_with_its_defaults() -> N
         3,
         "stellarspeak",
     )
+
+
+def test_an_unknown_lr_scheduler_is_a_config_error_naming_the_field():
+    """Not a TrainingArguments traceback after tokenizing and loading the model."""
+    with pytest.raises(ConfigError, match=r"^lr_scheduler: 'cosine_annealing' is not one of linear, cosine"):
+        config(lr_scheduler="cosine_annealing").validate(world_size=1)
+    config(lr_scheduler="cosine").validate(world_size=1)
+
+
+def test_a_packed_batch_need_not_divide_by_the_micro_batch():
+    """Packed, the schedule picks rows per micro-batch and accumulation itself (schedule.py)."""
+    config(batching="packed", batch_size=10, micro_batch_size=4).validate(world_size=1)

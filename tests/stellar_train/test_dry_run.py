@@ -110,7 +110,7 @@ def test_the_shipped_config_on_a_small_corpus_names_the_interval_that_does_not_f
         (("--attn-implementation", "flash_attention_9"), "error: attn_implementation: 'flash_attention_9'"),
         (("--load-8bit", "--precision", "fp32"), "error: load_8bit: 8-bit loading needs a CUDA GPU"),
         (("--precision", "fp16"), "error: precision: fp16 needs a CUDA GPU"),
-        (("--resume-from-checkpoint", "latest"), "has no checkpoint-N folder"),
+        (("--resume-from-checkpoint", "latest"), "has no complete checkpoint-N folder"),
         (("--report-to", "mlflow"), "error: report_to: unknown integration 'mlflow'"),
     ],
 )

@@ -13,15 +13,15 @@ from stellar_train.model import NON_REENTRANT, load_kwargs, prepare_for_training
 
 
 def test_a_gpu_run_loads_the_weights_onto_its_own_device():
-    kwargs = load_kwargs("bf16", False, "sdpa", cuda=True, local_rank=3)
+    kwargs = load_kwargs("bf16", False, "sdpa", device=3)
     assert kwargs["device_map"] == {"": 3}  # not into host RAM first
     assert kwargs["dtype"] is torch.bfloat16 and kwargs["attn_implementation"] == "sdpa"
     assert "quantization_config" not in kwargs
-    assert "device_map" not in load_kwargs("fp32", False, "sdpa", cuda=False, local_rank=0)
+    assert "device_map" not in load_kwargs("fp32", False, "sdpa", device=None)
 
 
 def test_8bit_loads_quantized_onto_its_device():
-    kwargs = load_kwargs("fp16", True, "eager", cuda=True, local_rank=1)
+    kwargs = load_kwargs("fp16", True, "eager", device=1)
     assert kwargs["quantization_config"].load_in_8bit and kwargs["device_map"] == {"": 1}
 
 

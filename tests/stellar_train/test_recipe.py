@@ -360,10 +360,26 @@ def test_resume_latest_picks_the_newest_checkpoint(tiny_model: Path, tiny_corpus
     resumed = recipe.train(longer, force=True)
     steps = [e["step"] for e in resumed.run["log_history"] if "loss" in e]
     assert steps[-2:] == [3, 4] and resumed.run["log_history"][-1]["step"] == 4
-    # The record is the run's own, with the resume and what it changed listed.
+    # Forced past a change, the record describes the run as it now is (what merge, chat and the eval
+    # guard read); the resume lists what changed and keeps the earlier record.
     saved = json.loads((out / recipe.RUN_CONFIG).read_text(encoding="utf-8"))
-    assert saved["config"]["max_steps"] == 2 and saved["config"]["resume_from_checkpoint"] is None
-    assert [r["changes"] for r in saved["resumes"]] == [["max_steps: 2 -> 4"]]
+    assert saved["config"]["max_steps"] == 4
+    [entry] = saved["resumes"]
+    assert entry["changes"] == ["max_steps: 2 -> 4"] and entry["checkpoint"] == str(out / "checkpoint-2")
+    assert entry["previous"]["config"]["max_steps"] == 2
+
+
+def test_resuming_the_same_run_keeps_its_record(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    common = {"save_steps": 2, "max_steps": 4, "learning_rate": 1e-2, "validation_split": ""}
+    out = tmp_path / "run"
+    first = recipe.train(make_config(tiny_model, tiny_corpus, out, **common))
+    resumed = recipe.train(make_config(tiny_model, tiny_corpus, out, resume_from_checkpoint="latest", **common))
+    saved = json.loads((out / recipe.RUN_CONFIG).read_text(encoding="utf-8"))
+    assert saved["config"] == json.loads(json.dumps(first.run["config"]))  # not replaced by the resume's
+    assert [r["changes"] for r in saved["resumes"]] == [[]] and saved["resumes"][0]["checkpoint"].endswith(
+        "checkpoint-4"
+    )
+    assert json.loads(json.dumps(resumed.run["resumes"])) == saved["resumes"]
 
 
 # ------------------------------------------------------------------------------------- built corpus

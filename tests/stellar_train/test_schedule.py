@@ -96,3 +96,11 @@ def test_intervals_that_fit_or_are_off_pass():
 def test_a_schedule_needs_examples():
     with pytest.raises(ValueError, match="at least one example"):
         plan(config(), examples=0, rows=0, tokens=0)
+
+
+def test_no_evaluation_interval_when_there_is_nothing_to_evaluate():
+    """A named validation split that is missing (or all dropped) evaluates nothing: eval_steps 200 must
+    not fail a 12-step run."""
+    schedule = plan(config(warmup_steps=0, save_steps=0), examples=1_000, rows=1_000, tokens=10**5, evaluates=False)
+    assert schedule.eval_steps == 0
+    check(schedule)
