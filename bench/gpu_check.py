@@ -24,6 +24,7 @@ import time
 STARTED = time.monotonic()  # the budget counts from here, imports included
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -193,7 +194,7 @@ class Run:
             with torch.no_grad():
                 padded_loss = lib.window_loss(model.base, padded, self.device, total)
                 packed_loss = lib.window_loss(model.base, packed, self.device, total)
-                if attention != gpu_varlen.NAME:  # the leak control: a plain causal mask over whole rows
+                if attention in ("sdpa", "eager"):  # the leak control: a plain causal mask over whole rows
                     for batch in packed:
                         batch.tensors = {**batch.tensors, "attention_mask": torch.ones_like(batch.tensors["input_ids"])}
                     leak = abs(lib.window_loss(model.base, packed, self.device, total) - padded_loss) / padded_loss
@@ -303,7 +304,9 @@ class Run:
 
     def plan(self) -> None:
         count, low, high, width = self.sizes["check"]
-        for attention in ("sdpa", "eager", gpu_varlen.NAME):
+        # transformers' own flash-attention path too, where flash-attn is installed (it has no wheel to bring).
+        flash = ("flash_attention_2",) if self.cuda and importlib.util.find_spec("flash_attn") else ()
+        for attention in ("sdpa", "eager", gpu_varlen.NAME, *flash):
             for micro in (1, 4):
                 settings = {"attention": attention, "micro_batch": micro, "model": self.name("7b"), "pack_width": width}
                 estimate = self.estimate("7b", count * (low + high) // 2, 1.5 if attention == "eager" else 1, 3)

@@ -12,7 +12,9 @@ pass (sdpa / flash attention store no attention matrix):
 Plus the frozen weights (2 bytes a parameter, 1 in 8-bit), the LoRA weights with fp32 AdamW state, and
 the logits (16-bit, fp32 upcast and its gradient: 10 bytes per token per vocabulary entry).
 With gradient checkpointing only each layer's input (2h) is kept, plus one layer's activations
-while it is recomputed. An estimate, not a promise: allocator fragmentation and workspace add some.
+while it is recomputed. An estimate, not a promise: allocator fragmentation and workspace add some;
+eager attention's (heads x length x length) weights are not counted (use sdpa or flash-attention),
+nor LoRA on the MLP projections' wider inputs (`all-linear` is counted as seven hidden-width inputs).
 """
 
 from __future__ import annotations
