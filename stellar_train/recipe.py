@@ -303,6 +303,9 @@ def train(config: TrainConfig, *, force: bool = False) -> TrainResult:
         run_record.save(output_dir, run)
     outcome = trainer.train(resume_from_checkpoint=prepared.resume.checkpoint if prepared.resume else None)
     metrics = dict(outcome.metrics)
+    if metrics.get("train_runtime"):  # the Trainer's samples are packed rows when packing; examples are these
+        examples = schedule.examples_per_step * trainer.state.global_step
+        metrics["train_examples_per_second"] = round(examples / metrics["train_runtime"], 3)
     if prepared.eval_rows:
         metrics |= _final_evaluation(trainer)
     if trainer.is_world_process_zero():

@@ -291,6 +291,10 @@ def test_packed_batching_trains_fewer_rows(tiny_model: Path, tiny_corpus: Path, 
     tokenization = result.run["tokenization"]
     assert tokenization["train"]["kept"] == len(TRIPLES)
     assert 1 < tokenization["train_rows"] < len(TRIPLES)  # two or three examples a row
+    schedule = result.run["schedule"]
+    assert schedule["examples"] == len(TRIPLES) and schedule["rows"] == tokenization["train_rows"]
+    assert schedule["optimizer_steps"] == 2 and schedule["tokens_per_step"] > 0
+    assert result.metrics["train_examples_per_second"] > 0
     logged = losses(result.run)
     assert len(logged) == 2 and all(loss > 0 and loss == loss for loss in logged)
     assert result.metrics["eval_loss"] == result.metrics["eval_loss"]  # evaluation (padded) is not NaN
