@@ -21,10 +21,9 @@ Writes are atomic (a temporary file in the same folder, then `os.replace`): a re
 file or none (a process killed mid-write leaves a `.<name>.*.tmp` behind, never a bad `.arrow`). A
 file that cannot be read, fails its checksum or holds another key is rebuilt (a warning), never an
 error; a cache that cannot be written is a warning too (training goes on uncached). Under
-`torchrun`, call `encoded_split` inside `TrainingArguments.main_process_first()`: the main process
-builds and writes, then the others find the file. With `local=True` (the default) each node's main
-process builds; on a shared filesystem two nodes may both write, which is safe (same content, the
-last `os.replace` wins).
+`torchrun` (recipe.prepare) each node's first process builds and writes while the others wait for
+the file, then read it; on a shared filesystem two nodes may both write, which is safe (same
+content, the last `os.replace` wins), and a main process that cannot write it stops the run.
 """
 
 from __future__ import annotations
