@@ -139,7 +139,8 @@ def load_session(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    from .model import read_run_config, tokenizer_source
+    from .model import tokenizer_source
+    from .run_record import read_run_config
 
     run = read_run_config(adapter) if adapter else {}
     template_name = template or run.get("config", {}).get("template", "stellarspeak")

@@ -17,13 +17,16 @@ import contextlib
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig
-from .trainer import check_report_to
 
+REPORT_TO = ("tensorboard", "wandb")
+"""The integrations a config may name in `report_to`."""
+_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
 RUN_ONLY = (
     *("output_dir", "resume_from_checkpoint", "logging_steps", "save_steps", "save_total_limit"),
@@ -69,6 +72,22 @@ def attention_implementations() -> list[str]:
 
 def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
+
+
+def check_report_to(report_to: Sequence[str]) -> str | None:
+    """Why `report_to` cannot be used (an unknown integration, or its package missing), or None.
+
+    Cheap (no imports), so it can run before the data is tokenized."""
+    if isinstance(report_to, str):
+        return f"report_to: expected a list of integrations, got the string {report_to!r}"
+    for name in report_to:
+        if name not in REPORT_TO:
+            return f"report_to: unknown integration {name!r} (allowed: {', '.join(REPORT_TO)})"
+        if not any(installed(package) for package in _PACKAGES[name]):
+            return f"report_to: {name} needs the {_PACKAGES[name][0]!r} package (pip install {_PACKAGES[name][0]})"
+    if len(set(report_to)) != len(report_to):
+        return f"report_to: an integration is named twice ({', '.join(report_to)})"
+    return None
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:

@@ -18,7 +18,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .model import DTYPES, base_fingerprint, read_run_config, run_record_path, tokenizer_source
+from .model import DTYPES, base_fingerprint, tokenizer_source
+from .run_record import read_run_config, run_record_path
 
 MERGE_DTYPES = ("bf16", "fp16", "fp32")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -150,22 +149,6 @@ def load_for_training(config: TrainConfig):
 
     model = load_base(config.base_model, config.precision, config.load_8bit, config.attn_implementation)
     return get_peft_model(prepare_for_training(model, config), lora_config(config))
-
-
-def run_record_path(adapter: str) -> Path | None:
-    """The run record (train_config.json) beside an adapter, or in its parent for a Trainer
-    `checkpoint-N` folder; None when there is none."""
-    for folder in (Path(adapter), Path(adapter).parent):
-        path = folder / "train_config.json"
-        if path.is_file():
-            return path
-    return None
-
-
-def read_run_config(adapter: str) -> dict:
-    """The adapter's run record (see run_record_path); {} when there is none."""
-    path = run_record_path(adapter)
-    return json.loads(path.read_text(encoding="utf-8")) if path else {}
 
 
 def tokenizer_source(model_path: str, adapter: str | None) -> str:

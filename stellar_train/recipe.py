@@ -1,12 +1,12 @@
 """The LoRA SFT recipe: config -> checks -> data -> schedule -> model -> Trainer -> adapter + run record.
 
 `prepare` does everything that needs no model weights, in order, each failure one ConfigError /
-DataError: validate the config, the machine checks (`checks.preflight`), load the tokenizer, check
-the LoRA targets on a meta-device model, encode the data (cutoff outcomes counted), build the rows
-(padded examples or packed rows), plan the schedule and check its intervals. A dry run stops there
-and prints the plan. `train` then checks a resume against the run it continues, saves the run
-record, loads the model with LoRA, trains with exact gradient accumulation and saves the adapter, the
-tokenizer and `train_config.json` (see run_record.py).
+DataError: validate the config, the machine checks (`checks.preflight`), compare a resume with the
+run it continues, load the tokenizer, check the LoRA targets on a meta-device model, encode the data
+(cutoff outcomes counted, from the tokenized cache when there), build the rows (padded examples or
+packed rows), plan the schedule and check its intervals. A dry run stops there and prints the plan.
+`train` then loads the model with LoRA, builds the Trainer, saves the run record, trains with exact
+gradient accumulation and saves the adapter, the tokenizer and `train_config.json` (run_record.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from .model import (
     load_for_training,
     load_tokenizer,
     module_names,
-    read_run_config,
     special_ids,
     text_tokenizer,
 )
@@ -70,7 +69,7 @@ def check_resumed(config: TrainConfig, force: bool) -> Resume | None:
     if checkpoint is None:
         return None
     own = run_record.load(Path(config.output_dir))
-    previous = own if own is not None else (read_run_config(checkpoint) or None)
+    previous = own if own is not None else (run_record.read_run_config(checkpoint) or None)
     changes: list[str] = []
     if previous is not None:
         now = {
@@ -184,7 +183,7 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False, for
         notes.append(f"base_model {config.base_model} is a tokenizer only: LoRA targets and memory not checked")
     ids = special_ids(tokenizer)
     cache_dir = resolve_cache_dir(config.tokenized_cache_dir)
-    tokenizer_id = tokenizer_identity(config.base_model, tokenizer)
+    tokenizer_id = tokenizer_identity(config.base_model, tokenizer) if cache_dir is not None else ""
 
     def encoded(split: str) -> tuple[list[Encoded], dict[str, int] | None]:
         """The split's examples and cutoff outcomes (None: no such split), from the cache when there."""
@@ -200,7 +199,7 @@ def prepare(config: TrainConfig, devices: Devices, *, dry_run: bool = False, for
             )  # fmt: skip
             return examples, stats.as_dict()
 
-        key = config_key(config, tokenizer_id, template, split)
+        key = config_key(config, tokenizer_id, template, split) if cache_dir is not None else None
         waits = devices.world_size > 1 and cache_dir is not None and key is not None
         if waits and not is_local_main_process():
             wait_for(key.path(cache_dir), split)

@@ -70,5 +70,22 @@ def save(output_dir: Path, run: dict[str, Any]) -> None:
 
 
 def load(output_dir: Path) -> dict[str, Any] | None:
+    """The record in exactly this folder (a run's own output_dir), or None."""
     path = output_dir / RUN_CONFIG
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def run_record_path(adapter: str) -> Path | None:
+    """The run record (train_config.json) beside an adapter, or in its parent for a Trainer
+    `checkpoint-N` folder; None when there is none."""
+    for folder in (Path(adapter), Path(adapter).parent):
+        path = folder / RUN_CONFIG
+        if path.is_file():
+            return path
+    return None
+
+
+def read_run_config(adapter: str) -> dict:
+    """The adapter's run record (see run_record_path); {} when there is none."""
+    path = run_record_path(adapter)
+    return json.loads(path.read_text(encoding="utf-8")) if path else {}

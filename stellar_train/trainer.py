@@ -16,17 +16,13 @@ distributed evaluation repeats. Label smoothing does not apply to this loss.
 Reporting: integrations are attached as callbacks after `TokensPerSecondCallback`, so that the
 tokens/s it adds to a log reaches TensorBoard / W&B (integrations named in
 `TrainingArguments.report_to` would come before any callback passed to the Trainer, and write the
-log before it is extended). Wire-up::
-
-    problem = check_report_to(config.report_to)      # before tokenizing
-    if problem: raise ConfigError(problem)
-    args = TrainingArguments(..., **reporting_arguments())   # report_to="none", non-pad token counting
-    trainer = StellarTrainer(..., args=args, callbacks=report_callbacks(config.report_to))
+log before it is extended). recipe.py passes `**reporting_arguments()` to TrainingArguments
+(report_to="none", non-pad token counting) and `callbacks=report_callbacks(config.report_to)`;
+`checks.check_report_to` refuses a missing integration before anything is tokenized.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Sequence
@@ -35,12 +31,10 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-log = logging.getLogger("stellar_train")
+from .checks import check_report_to
+from .tokenize import IGNORE_INDEX
 
-REPORT_TO = ("tensorboard", "wandb")
-"""The integrations a config may name in `report_to`."""
-_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
-IGNORE_INDEX = -100
+log = logging.getLogger("stellar_train")
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -112,26 +106,6 @@ class StellarTrainer(Trainer):
 
 class ReportToError(ValueError):
     """A `report_to` entry that is unknown or whose package is not installed."""
-
-
-def _installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
-
-
-def check_report_to(report_to: Sequence[str]) -> str | None:
-    """Why `report_to` cannot be used (an unknown integration, or its package missing), or None.
-
-    Cheap (no imports), so it can run before the data is tokenized."""
-    if isinstance(report_to, str):
-        return f"report_to: expected a list of integrations, got the string {report_to!r}"
-    for name in report_to:
-        if name not in REPORT_TO:
-            return f"report_to: unknown integration {name!r} (allowed: {', '.join(REPORT_TO)})"
-        if not any(_installed(package) for package in _PACKAGES[name]):
-            return f"report_to: {name} needs the {_PACKAGES[name][0]!r} package (pip install {_PACKAGES[name][0]})"
-    if len(set(report_to)) != len(report_to):
-        return f"report_to: an integration is named twice ({', '.join(report_to)})"
-    return None
 
 
 def reporting_arguments() -> dict[str, Any]:

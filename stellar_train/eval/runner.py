@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model import base_fingerprint, read_run_config
+from ..model import base_fingerprint
 from ..prompt import PromptTemplate
+from ..run_record import read_run_config
 from . import formats
 from .chart import write_chart
 from .generate import generate_batch, prediction_from_text

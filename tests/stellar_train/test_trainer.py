@@ -15,12 +15,12 @@ import pytest
 import torch
 from transformers import Trainer, TrainerCallback
 
-from stellar_train import trainer as trainer_module
+from stellar_train import checks as checks_module
+from stellar_train.checks import check_report_to
 from stellar_train.trainer import (
     ReportToError,
     StellarTrainer,
     TokensPerSecondCallback,
-    check_report_to,
     report_callbacks,
     reporting_arguments,
     token_loss_sums,
@@ -166,14 +166,14 @@ def test_check_report_to(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_report_to(()) is None
     assert "unknown integration 'mlflow'" in check_report_to(("mlflow",))
     assert "list of integrations" in check_report_to("tensorboard")
-    monkeypatch.setattr(trainer_module, "_installed", lambda package: package == "tensorboard")
+    monkeypatch.setattr(checks_module, "installed", lambda package: package == "tensorboard")
     assert check_report_to(("tensorboard",)) is None
     assert "twice" in check_report_to(("tensorboard", "tensorboard"))
     problem = check_report_to(("tensorboard", "wandb"))
     assert problem is not None and "'wandb' package" in problem
     with pytest.raises(ReportToError, match="wandb"):
         report_callbacks(("wandb",))
-    monkeypatch.setattr(trainer_module, "_installed", lambda package: False)
+    monkeypatch.setattr(checks_module, "installed", lambda package: False)
     assert "'tensorboard' package" in check_report_to(("tensorboard",))
 
 
