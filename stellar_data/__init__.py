@@ -8,7 +8,15 @@ sd.load("build/corpus").stats()
 
 from .build import build
 from .corpus import Corpus, load
-from .errors import CorpusDirError, DiskFullError, QuarantineLimitError, RecipeError, SourceFileError, StellarDataError
+from .errors import (
+    CorpusDirError,
+    DiskFullError,
+    FilterLimitError,
+    QuarantineLimitError,
+    RecipeError,
+    SourceFileError,
+    StellarDataError,
+)
 from .plan import plan_build
 from .publish import PublishError, PublishResult, RetryPolicy, publish
 from .recipe import Recipe, SourceSpec, load_recipe
@@ -20,6 +28,7 @@ __all__ = [
     "Corpus",
     "CorpusDirError",
     "DiskFullError",
+    "FilterLimitError",
     "PublishError",
     "PublishResult",
     "QuarantineLimitError",

@@ -17,6 +17,7 @@ from .ingest import IngestResult, IngestTask, ingest
 from .pipeline import merged_stats
 from .plan import plan_build
 from .recipe import Recipe, load_recipe
+from .steps.base import RECORD_STEPS
 from .writers.quarantine import rejection_counts
 
 
@@ -28,7 +29,9 @@ class SourceReport:
     valid: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
+    filtered: dict[str, int] = field(default_factory=dict)
     limit: float = 0.0
+    filtered_limit: float = 0.0
     errors: list[str] = field(default_factory=list)
     """File-level errors of this source's files (its counts cover only the files read)."""
 
@@ -37,15 +40,21 @@ class SourceReport:
         return sum(self.quarantined.values()) / self.read if self.read else 0.0
 
     @property
+    def filtered_ratio(self) -> float:
+        return sum(self.filtered.values()) / self.read if self.read else 0.0
+
+    @property
     def ok(self) -> bool:
-        return not self.errors and self.ratio <= self.limit
+        return self.status == "ok"
 
     @property
     def status(self) -> str:
-        """`error` (a file failed), `over limit` (quarantine ratio) or `ok`."""
+        """`error` (a file failed), `over limit` (quarantine ratio), `over filter limit` or `ok`."""
         if self.errors:
             return "error"
-        return "ok" if self.ratio <= self.limit else "over limit"
+        if self.ratio > self.limit:
+            return "over limit"
+        return "ok" if self.filtered_ratio <= self.filtered_limit else "over filter limit"
 
 
 @dataclass
@@ -97,12 +106,14 @@ def check(
             spec.name,
             len({p.file.path for p in plan.files if p.spec.name == spec.name}),
             limit=recipe.quarantine_limit(spec),
+            filtered_limit=recipe.filtered_limit(spec),
             errors=[e for e in errors if (spec.name, e) in failed],
         )
         if ("read", spec.name) in stats:
             report.read = stats[("read", spec.name)].total
-            report.valid = stats[("validate", spec.name)].kept
-            report.quarantined = rejection_counts(quarantine, spec.name, deliberate=False)
-            report.excluded = rejection_counts(quarantine, spec.name, deliberate=True)
+            report.valid = stats[(RECORD_STEPS[-1], spec.name)].kept
+            report.quarantined = rejection_counts(quarantine, spec.name, "quarantined")
+            report.excluded = rejection_counts(quarantine, spec.name, "excluded")
+            report.filtered = rejection_counts(quarantine, spec.name, "filtered")
         reports.append(report)
     return CheckReport(recipe, reports, errors, list(plan.skipped.values()))

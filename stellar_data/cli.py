@@ -166,7 +166,8 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
     for warning in result.warnings:
         _say("warning", warning)
     table = Table(title=f"check {recipe}", title_justify="left")
-    for column in ("source", "files", "read", "valid", "quarantined", "excluded", "ratio", "limit", "status"):
+    columns = ("source", "files", "read", "valid", "quarantined", "excluded", "filtered", "ratio", "limit", "status")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
     for s in result.sources:
         table.add_row(
@@ -176,15 +177,18 @@ def check(recipe: RecipeArg, sources: SourcesOpt = None, workers: WorkersOpt = N
             str(s.valid),
             str(sum(s.quarantined.values())),
             str(sum(s.excluded.values())),
+            str(sum(s.filtered.values())),
             f"{s.ratio:.1%}",
             f"{s.limit:.1%}",
             Text("ok") if s.ok else Text(s.status, style="red"),
         )
     console.print(table)
     for s in result.sources:
-        reasons = [f"{rule} {n}" for rule, n in s.quarantined.items()] + [
-            f"{rule} {n} (excluded)" for rule, n in s.excluded.items()
-        ]
+        reasons = (
+            [f"{rule} {n}" for rule, n in s.quarantined.items()]
+            + [f"{rule} {n} (excluded)" for rule, n in s.excluded.items()]
+            + [f"{rule} {n} (filtered)" for rule, n in s.filtered.items()]
+        )
         if reasons:
             console.print(f"  {s.name}: {', '.join(reasons)}", highlight=False, soft_wrap=True)
     for error in result.errors:

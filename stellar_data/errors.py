@@ -17,6 +17,10 @@ class QuarantineLimitError(StellarDataError):
     """A source quarantined more of its items than the recipe allows."""
 
 
+class FilterLimitError(StellarDataError):
+    """The quality filters removed more of a source's items than the recipe allows."""
+
+
 class CorpusDirError(StellarDataError):
     """A directory is not a built corpus (no manifest.json / data shards)."""
 

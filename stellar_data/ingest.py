@@ -28,6 +28,8 @@ from .steps.assemble import assemble
 from .steps.base import RECORD_STEPS, RecordStep, StepStats
 from .steps.neardup import NearDedupConfig
 from .steps.normalize import Normalize, NormalizeConfig
+from .steps.quality import QUALITY_STEPS
+from .steps.quality.base import Passing
 from .steps.validate import Validate
 
 KEY_COLUMNS = ("_hash", "_split_u", "_order", "_rank", "_source_order", "_file_index")
@@ -148,11 +150,16 @@ def similarity_columns(frame: pl.DataFrame, task: IngestTask) -> list[pl.Series]
 
 
 def record_steps(task: IngestTask) -> tuple[RecordStep, ...]:
-    """The record-local steps after `read`, in RECORD_STEPS order, for one file."""
-    return (
-        Normalize(NormalizeConfig(task.spec.opencc, task.protected_terms)),
-        Validate(load_schema("record.schema.json")),
-    )
+    """The record-local steps after `read`, in RECORD_STEPS order, for one file: a quality step the
+    source's recipe entry does not run (`spec.filters`) passes every record."""
+    spec = task.spec
+    built: dict[str, RecordStep] = {
+        "normalize": Normalize(NormalizeConfig(spec.opencc, task.protected_terms)),
+        "validate": Validate(load_schema("record.schema.json")),
+    }
+    for name, config in spec.filters:
+        built[name] = QUALITY_STEPS[name](config, spec)
+    return tuple(built.get(name, Passing(name)) for name in RECORD_STEPS[1:])
 
 
 def entry_batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:

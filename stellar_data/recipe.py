@@ -22,6 +22,7 @@ from .steps.expand import ExpandConfig
 from .steps.holdout import HoldoutConfig
 from .steps.mix import CategoryTarget, MixConfig
 from .steps.neardup import NearDedupConfig
+from .steps.quality import QUALITY_STEPS, FilterConfig
 from .steps.split import SplitConfig
 from .writers.splits import OutputConfig
 
@@ -74,6 +75,7 @@ class SourceSpec:
     optional: bool = False
     priority: int | None = None
     max_quarantine_ratio: float | None = None
+    max_filtered_ratio: float | None = None
     validation_fraction: float | None = None
     options: Any = None
     """The adapter's options dataclass (AdapterInfo.options), built from the `options` table;
@@ -82,6 +84,12 @@ class SourceSpec:
     expand: ExpandConfig | None = None
     fetch: tuple[FetchSpec, ...] = ()
     """Where `stellar-data sources fetch` gets the files (pinned URLs or Hub revisions, sha256)."""
+    filters: tuple[tuple[str, FilterConfig], ...] = ()
+    """The quality steps that run on this source, (step name, config): the recipe's `[filters.*]`
+    tables less those excluding the source or its category, plus `language` for `lang = "detect"`."""
+
+    def filter_config(self, step: str) -> FilterConfig | None:
+        return dict(self.filters).get(step)
 
     @property
     def dedup_rank(self) -> int:
@@ -100,6 +108,7 @@ class Recipe:
     """Where source and eval-set paths resolve (`--sources`, else `corpus.sources_dir`)."""
     protected_terms: tuple[str, ...]
     max_quarantine_ratio: float
+    max_filtered_ratio: float
     exact_dedup: bool
     validation_fraction: float
     shard_records: int
@@ -114,6 +123,8 @@ class Recipe:
     allow_outside_sources: bool = False
     """`corpus.allow_outside_sources`: source and eval-set paths may resolve outside `sources_dir`."""
     run: RunConfig = field(default_factory=RunConfig)
+    filters: dict[str, FilterConfig] = field(default_factory=dict)
+    """`[filters.<step>]`: the quality steps the recipe turns on, with their settings."""
     sections: dict[str, Any] = field(default_factory=dict)
     """The recipe's top-level tables as validated (less `sources`): a step added later builds its
     config from its own section (`config.from_table(Config, recipe.section("name"))`) with no
@@ -129,6 +140,11 @@ class Recipe:
         if source.max_quarantine_ratio is not None:
             return source.max_quarantine_ratio
         return self.max_quarantine_ratio
+
+    def filtered_limit(self, source: SourceSpec) -> float:
+        if source.max_filtered_ratio is not None:
+            return source.max_filtered_ratio
+        return self.max_filtered_ratio
 
     def validation_fraction_of(self, source: SourceSpec) -> float:
         if source.validation_fraction is not None:
@@ -229,7 +245,10 @@ def _resolve_options(recipe_path: Path, adapter: AdapterInfo, table: dict[str, A
     return options
 
 
-_SOURCE_SCALARS = ("opencc", "license", "url", "optional", "priority", "max_quarantine_ratio", "validation_fraction")
+_SOURCE_SCALARS = (
+    "opencc", "license", "url", "optional", "priority", "max_quarantine_ratio", "max_filtered_ratio",
+    "validation_fraction",
+)  # fmt: skip
 """`[[sources]]` keys read as they are (their defaults are SourceSpec's)."""
 
 
@@ -253,6 +272,7 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         _check_seed(seed)
 
     corpus = from_table(CorpusConfig, document["corpus"])
+    filters = _filter_configs(recipe_path, document.get("filters", {}))
     resolved_sources = Path(sources_dir) if sources_dir is not None else recipe_path.parent / corpus.sources_dir
     step_configs = [
         _step_configs(recipe_path, s, f"sources[{i}] (source {s['name']!r})") for i, s in enumerate(document["sources"])
@@ -275,6 +295,8 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         )
         for index, s in enumerate(document["sources"])
     )
+    sources = tuple(_with_filters(recipe_path, spec, filters) for spec in sources)
+    quality = from_table(QualityConfig, document.get("quality"))
     output = from_table(OutputConfig, document.get("output"))
     text = _without_run(raw.decode("utf-8"), document, recipe_path)
     return Recipe(
@@ -285,7 +307,8 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         seed=corpus.seed if seed is None else seed,
         sources_dir=resolved_sources,
         protected_terms=_read_protected_terms(recipe_path, document.get("normalize", {}).get("protected_terms")),
-        max_quarantine_ratio=from_table(QualityConfig, document.get("quality")).max_quarantine_ratio,
+        max_quarantine_ratio=quality.max_quarantine_ratio,
+        max_filtered_ratio=quality.max_filtered_ratio,
         exact_dedup=from_table(DedupConfig, document.get("dedup")).exact,
         validation_fraction=from_table(SplitConfig, document.get("split")).validation_fraction,
         shard_records=output.shard_records,
@@ -297,8 +320,42 @@ def load_recipe(path: str | Path, *, sources_dir: str | Path | None = None, seed
         text=text,
         allow_outside_sources=corpus.allow_outside_sources,
         run=from_table(RunConfig, document.get("run")),
+        filters=filters,
         sections={key: table for key, table in document.items() if key != "sources"},
     )
+
+
+def _filter_configs(recipe_path: Path, section: dict[str, Any]) -> dict[str, FilterConfig]:
+    """`[filters.<step>]` tables as their steps' configs, in chain order; options naming files
+    (the config's `path_fields`) resolved against the recipe's folder."""
+    configs = {}
+    for name, step in QUALITY_STEPS.items():
+        if name not in section:
+            continue
+        config = from_table(step.config, section[name])
+        for key in getattr(config, "path_fields", ()):
+            if (relative := getattr(config, key)) is not None:
+                path = (recipe_path.parent / relative).resolve()
+                if not path.is_file():
+                    raise RecipeError(f"recipe {recipe_path}: filters.{name}.{key}: file not found: {path}")
+                config = replace(config, **{key: str(path)})
+        configs[name] = config
+    return configs
+
+
+def _with_filters(recipe_path: Path, spec: SourceSpec, filters: dict[str, FilterConfig]) -> SourceSpec:
+    """The source with the quality steps that run on it; each is built once here, so that a setting
+    its step refuses (a bad pattern) is a recipe error before anything is read."""
+    chosen = {name: config for name, config in filters.items() if config.applies_to(spec)}
+    if spec.lang == "detect" and "language" not in chosen:  # detection assigns the language
+        chosen["language"] = QUALITY_STEPS["language"].config()
+    for name, config in chosen.items():
+        try:
+            QUALITY_STEPS[name](config, spec)
+        except ValueError as exc:
+            raise RecipeError(f"recipe {recipe_path}: filters.{name}: {exc}") from None
+    ordered = tuple((name, chosen[name]) for name in QUALITY_STEPS if name in chosen)
+    return replace(spec, filters=ordered)
 
 
 _TABLE_HEADER = re.compile(r"^\s*\[")

@@ -1,7 +1,7 @@
 """The step contracts. Two kinds of step, each with one small contract:
 
-- A **record-local step** (read, normalize, validate) sees one file's records at a time, in a worker;
-  it lives in ingest.py's chain (RECORD_STEPS names them in order).
+- A **record-local step** (read, the quality steps, normalize, validate) sees one file's records at a
+  time, in a worker; it lives in ingest.py's chain (RECORD_STEPS names them in order).
 - A **global step** sees every record at once as thin columns (no text) and decides which go on:
   `run(thin, ctx) -> StepResult`. The pipeline is one declared list of global step classes
   (pipeline.GLOBAL_STEPS); each class builds itself from its recipe section (`from_recipe`, None
@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from ..recipe import Recipe
     from ..similarity.eval_index import EvalItem
 
-RECORD_STEPS = ("read", "normalize", "validate")
+RECORD_STEPS = ("read", "mojibake", "normalize", "validate", "length", "repetition", "refusal", "language")
 """The record-local steps, in order: `read` (the adapter, then steps/assemble.py) and the chain of
-RecordSteps ingest.py builds for each file (`record_steps`)."""
-RECORD_COUNTS = ("read", "quarantined", "excluded", "valid")
+RecordSteps ingest.py builds for each file (`record_steps`). Mojibake is repaired before normalize
+(which would make it unrepairable); the filters judge normalized, valid records, cheapest first. A
+quality step the recipe leaves off passes every record (steps/quality/)."""
+RECORD_COUNTS = ("read", "quarantined", "excluded", "filtered", "valid")
 """The per-source counts of the record-local steps: items read, quarantined (a rule refused them),
-excluded (deliberately: e.g. Astro-QA matching items) and valid. The global steps add theirs
+excluded (deliberately, by the adapter: e.g. Astro-QA matching items), filtered (deliberately, by a
+quality filter: steps/quality/) and valid (what the chain passes on). The global steps add theirs
 (`count_columns`), then the records written per split."""
 SPLITS = ("train", "validation")
 

@@ -21,8 +21,8 @@ from ..record import QUARANTINE_SCHEMA
 from ..resources import load_schema
 from ..sources import STRATA_COLUMNS
 from ..steps.assemble import LOCATION_COLUMN
-from ..steps.base import SPLITS, StepStats
-from .quarantine import rejection_counts
+from ..steps.base import RECORD_STEPS, SPLITS, StepStats
+from .quarantine import REJECTION_KINDS, rejection_counts
 
 if TYPE_CHECKING:
     from ..ingest import IngestResult
@@ -51,7 +51,7 @@ def reconcile_errors(manifest: dict[str, Any]) -> list[str]:
     problems = []
     for name, source in manifest["sources"].items():
         c = source["counts"]
-        rejected = sum(c["quarantined"].values()) + sum(c["excluded"].values())
+        rejected = sum(sum(c[kind].values()) for kind in REJECTION_KINDS)
         if c["read"] != c["valid"] + rejected:
             problems.append(f"{name}: read {c['read']} != valid {c['valid']} + rejected {rejected}")
         removals = [step.removes for step in GLOBAL_STEPS if step.removes is not None]
@@ -141,9 +141,8 @@ def build_manifest(
             steps += [chain[step].as_dict() for step in STEPS]
         counts: dict[str, Any] = {
             "read": chain["read"].total,
-            "quarantined": rejection_counts(out.rejected, spec.name, deliberate=False),
-            "excluded": rejection_counts(out.rejected, spec.name, deliberate=True),
-            "valid": chain["validate"].kept,
+            **{kind: rejection_counts(out.rejected, spec.name, kind) for kind in REJECTION_KINDS},
+            "valid": chain[RECORD_STEPS[-1]].kept,
         }
         for step in GLOBAL_STEPS:
             counts |= step.source_counts(chain[step.name])

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from ..record import QUARANTINE_SCHEMA
+from ..steps.quality import FILTER_RULES
 from .parquet import to_arrow, write_table
 
 QUARANTINE_NAME = "quarantine.parquet"
@@ -17,7 +18,19 @@ def write_quarantine(frame: pl.DataFrame, path: Path) -> None:
     write_table(to_arrow(ordered, QUARANTINE_SCHEMA), path)
 
 
-def rejection_counts(quarantine: pl.DataFrame, source: str, deliberate: bool) -> dict[str, int]:
-    """{rule: rows} of one source, for quarantined (deliberate=False) or excluded items."""
-    rows = quarantine.filter((pl.col("source") == source) & (pl.col("deliberate") == deliberate))
+REJECTION_KINDS = ("quarantined", "excluded", "filtered")
+"""How a record-local step refused an item: a rule found it broken (quarantined, the quarantine
+limit), the adapter left it out on purpose (excluded), or a quality filter did (filtered, its own
+limit). Every quarantine row is of one kind: its `deliberate` flag and its rule tell which."""
+
+
+def rejection_counts(quarantine: pl.DataFrame, source: str, kind: str) -> dict[str, int]:
+    """{rule: rows} of one source's rejections of one kind (REJECTION_KINDS)."""
+    filtered = pl.col("rule").is_in(sorted(FILTER_RULES))
+    selected = {
+        "quarantined": ~pl.col("deliberate"),
+        "excluded": pl.col("deliberate") & ~filtered,
+        "filtered": pl.col("deliberate") & filtered,
+    }[kind]
+    rows = quarantine.filter((pl.col("source") == source) & selected)
     return dict(sorted(rows.group_by("rule").len().iter_rows()))

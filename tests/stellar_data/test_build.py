@@ -132,8 +132,13 @@ def test_counts_reconcile_per_source_and_per_step(default_corpus: sd.Corpus) -> 
         chain = [s for s in manifest["steps"] if s["source"] == name]
         assert [s["step"] for s in chain] == [
             "read",
+            "mojibake",
             "normalize",
             "validate",
+            "length",
+            "repetition",
+            "refusal",
+            "language",
             "dedup",
             "neardup",
             "holdout",

@@ -42,8 +42,9 @@ SECTIONS: list[tuple[str, dict[str, Any], type, dict[str, str]]] = [
     ("sources[].holdout", SOURCE["properties"]["holdout"], HoldoutConfig, {}),
     ("sources[]", SOURCE, SourceSpec, {"path": "paths", "templates": "expand"}),
 ]
-LOADER_FIELDS = {SourceSpec: {"order"}}
-"""Fields the loader fills that no recipe key names (a source's position in the recipe)."""
+LOADER_FIELDS = {SourceSpec: {"order", "filters"}}
+"""Fields the loader fills that no recipe key names (a source's position in the recipe, the quality
+steps that run on it)."""
 
 
 def defaults(cls: type) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class SourceRow:
     counts: dict[str, int]
     """Per SOURCE_COUNTS key, its value."""
     reasons: dict[str, int]
-    """Items rejected per rule (quarantined and deliberately excluded), by rule name."""
+    """Items rejected per rule (quarantined, excluded and filtered), by rule name."""
     quarantine_ratio: float | None
     """Quarantined items over items read; None when nothing was read."""
 
@@ -129,7 +129,7 @@ def source_rows(manifest: dict[str, Any]) -> list[SourceRow]:
         summary = summary_row(c)
         counts = {key: summary[key] for key, _ in SOURCE_COUNTS}
         quarantined = summary["quarantined"]
-        reasons = dict(sorted({**c["quarantined"], **c["excluded"]}.items()))
+        reasons = dict(sorted({**c["quarantined"], **c["excluded"], **c["filtered"]}.items()))
         ratio = quarantined / c["read"] if c["read"] else None
         rows.append(SourceRow(name, source["category"], source["status"], counts, reasons, ratio))
     return rows

@@ -48,8 +48,8 @@ def test_quarantine_rules_split_what_counts_toward_the_limit_from_deliberate_exc
 def test_source_rows_give_every_listed_count_summing_rule_tables() -> None:
     counts = {
         "read": 12, "quarantined": {"empty_option": 2, "bad_json": 1}, "excluded": {"no_answer_key": 4},
-        "valid": 5, "duplicates": 1, "near_duplicates": 0, "held_out": 0, "decontaminated": 0, "kept": 4,
-        "train": 3, "validation": 1, "records": {"train": 6, "validation": 1},
+        "filtered": {"refusal": 1}, "valid": 4, "duplicates": 1, "near_duplicates": 0, "held_out": 0,
+        "decontaminated": 0, "kept": 3, "train": 2, "validation": 1, "records": {"train": 6, "validation": 1},
     }  # fmt: skip
     manifest = {
         "sources": {
@@ -59,8 +59,9 @@ def test_source_rows_give_every_listed_count_summing_rule_tables() -> None:
     }
     a, b = source_rows(manifest)
     assert list(a.counts) == [key for key, _ in SOURCE_COUNTS]
-    assert a.counts["quarantined"] == 3 and a.counts["excluded"] == 4 and a.counts["train_records"] == 6
-    assert a.reasons == {"bad_json": 1, "empty_option": 2, "no_answer_key": 4}
+    assert a.counts["quarantined"] == 3 and a.counts["excluded"] == 4 and a.counts["filtered"] == 1
+    assert a.counts["train_records"] == 6
+    assert a.reasons == {"bad_json": 1, "empty_option": 2, "no_answer_key": 4, "refusal": 1}
     assert a.quarantine_ratio == 3 / 12 and b.quarantine_ratio is None
 
 
