@@ -7,6 +7,7 @@ and package versions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from importlib import metadata
@@ -22,6 +23,7 @@ from ..resources import load_schema
 from ..sources import STRATA_COLUMNS
 from ..steps.assemble import LOCATION_COLUMN
 from ..steps.base import RECORD_STEPS, SPLITS, StepStats
+from ..steps.quality import QUALITY_STEPS
 from .quarantine import REJECTION_KINDS, rejection_counts
 
 if TYPE_CHECKING:
@@ -174,6 +176,7 @@ def build_manifest(
         "splits": splits,
         "tables": tables,
         **out.reports,
+        "filters": _filter_settings(recipe),
         "breakdown": _breakdown(out),
         "categories": categories,
         "languages": sorted(final["lang"].unique().to_list()),
@@ -184,6 +187,23 @@ def build_manifest(
         "files": {},
         "warnings": list(plan.skipped.values()) + list(out.warnings),
     }
+
+
+def _filter_settings(recipe: Recipe) -> dict[str, Any]:
+    """The quality steps that ran on any source, with their settings (chain order)."""
+    configs = dict(recipe.filters)
+    for spec in recipe.sources:
+        configs |= {name: config for name, config in spec.filters if name not in configs}
+    ordered = [name for name in QUALITY_STEPS if name in configs]
+    return {name: _jsonable(dataclasses.asdict(configs[name])) for name in ordered}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _breakdown(out: Computed) -> dict[str, Any]:

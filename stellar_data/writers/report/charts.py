@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import CategoryMix, Lengths, RuleCount
+from .data import CategoryMix, Lengths, QualityCounts, RuleCount
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -124,6 +124,28 @@ def quarantine_chart(rows: Sequence[RuleCount]) -> str:
     _thousands(ax.xaxis)
     ax.margins(x=0.12)
     ax.legend(frameon=False, loc="lower right")
+    return _png(figure)
+
+
+def quality_chart(step: str, rows: Sequence[QualityCounts]) -> str:
+    """Items one quality step removed per source, stacked by rule, as a share of the items it judged."""
+    rules = sorted({rule for r in rows for rule in r.removed})
+    figure, (ax,) = _figure(8, 0.4 * len(rows) + 1.6)
+    y = np.arange(len(rows))
+    left = np.zeros(len(rows))
+    for k, rule in enumerate(rules):
+        shares = np.array([100 * r.removed.get(rule, 0) / r.judged if r.judged else 0.0 for r in rows])
+        ax.barh(y, shares, left=left, color=LANG_COLORS[k % len(LANG_COLORS)], label=rule)
+        left += shares
+    for i, r in enumerate(rows):
+        ax.annotate(f" {sum(r.removed.values()):,} / {r.judged:,}", (left[i], i), va="center", fontsize=8)
+    ax.set_yticks(y, [r.source for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("removed / judged items (%)")
+    ax.set_title(f"{step}: items removed per source")
+    ax.set_xlim(0, max([*left, 1.0]) * 1.45)
+    if rules:
+        ax.legend(frameon=False, loc="lower right")
     return _png(figure)
 
 

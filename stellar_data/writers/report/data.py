@@ -18,6 +18,7 @@ import polars as pl
 
 from ...errors import CorpusDirError, StellarDataError
 from ...pipeline import SUMMARY_COLUMNS, summary_row
+from ...steps.quality import QUALITY_STEPS
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -155,6 +156,41 @@ def duplicate_counts(manifest: dict[str, Any]) -> list[tuple[str, int, int]]:
         for name, s in manifest["sources"].items()
         if s["status"] == "ok"
     ]
+
+
+@dataclass(frozen=True)
+class QualityCounts:
+    """One quality step on one source, from the manifest's `steps` rows."""
+
+    source: str
+    judged: int
+    removed: dict[str, int]
+    """Items refused, per rule."""
+    notes: dict[str, int]
+    """Counts that are not removals (e.g. `repaired`)."""
+
+
+_STEP_ROW_KEYS = ("step", "source", "total", "kept")
+
+
+def quality_counts(manifest: dict[str, Any]) -> dict[str, list[QualityCounts]]:
+    """Per quality step the recipe turns on (the manifest's `filters`, chain order): its counts per source."""
+    on = manifest.get("filters") or {}
+    found: dict[str, list[QualityCounts]] = {}
+    for step in QUALITY_STEPS:
+        if step not in on:
+            continue
+        rows = [row for row in manifest["steps"] if row["step"] == step]
+        found[step] = [
+            QualityCounts(
+                row["source"],
+                row["total"],
+                {k.removeprefix("dropped_"): v for k, v in row.items() if k.startswith("dropped_")},
+                {k: v for k, v in row.items() if k not in _STEP_ROW_KEYS and not k.startswith("dropped_")},
+            )
+            for row in rows
+        ]
+    return found
 
 
 _SPLIT_ORDER = {"train": 0, "validation": 1, "held out": 2}

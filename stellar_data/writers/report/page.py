@@ -201,6 +201,33 @@ def quarantine_html(manifest: dict[str, Any]) -> str:
     return _section("quarantine", "Quarantine reasons", parts)
 
 
+def quality_html(manifest: dict[str, Any]) -> str | None:
+    """None (no section) when the recipe turns no quality step on."""
+    steps = data.quality_counts(manifest)
+    if not steps:
+        return None
+    parts = [
+        _para(
+            "Quality steps (docs/QUALITY.md): each refused item is in quarantine.parquet with its rule and the "
+            "evidence (the matched span, the measured value and its threshold). Mojibake and replacement characters "
+            "are quarantined (the quarantine limit); the filters' removals count as filtered, under "
+            "max_filtered_ratio."
+        )
+    ]
+    for step, rows in steps.items():
+        parts.append(f"<h3>{_esc(step)}</h3>")
+        if any(r.removed for r in rows):
+            parts.append(_img(charts.quality_chart(step, rows), f"{step}: items removed per source"))
+        notes = sorted({note for r in rows for note in r.notes})
+        table = [
+            (r.source, r.judged, ", ".join(f"{rule} {n:,}" for rule, n in sorted(r.removed.items())) or "-",
+             *(r.notes.get(note, 0) for note in notes))
+            for r in rows
+        ]  # fmt: skip
+        parts.append(_table(("source", "judged", "removed", *notes), table))
+    return _section("quality", "Quality filters", parts)
+
+
 def duplicates_html(manifest: dict[str, Any]) -> str:
     sources = data.duplicate_counts(manifest)
     parts = [
@@ -252,6 +279,7 @@ def render(
         ("mix", "mix", mix_html(manifest)),
         ("lengths", "lengths", length_section(chars, train, loaded, tokenizer.name if tokenizer is not None else None)),
         ("quarantine", "quarantine", quarantine_html(manifest)),
+        ("quality", "quality", quality_html(manifest)),
         ("duplicates", "duplicates", duplicates_html(manifest)),
         ("breakdown", BREAKDOWN_TITLE, breakdown_html(manifest)),
     ]
