@@ -18,6 +18,7 @@ from stellar_data.steps.dedup import DedupConfig
 from stellar_data.steps.holdout import HoldoutConfig
 from stellar_data.steps.mix import CategoryTarget, MixConfig
 from stellar_data.steps.neardup import NearDedupConfig
+from stellar_data.steps.quality import QUALITY_STEPS
 from stellar_data.steps.split import SplitConfig
 from stellar_data.writers.splits import OutputConfig
 from tests.conftest import ROOT
@@ -40,6 +41,7 @@ SECTIONS: list[tuple[str, dict[str, Any], type, dict[str, str]]] = [
     ("mix", TOP["mix"], MixConfig, {}),
     ("mix.categories.*", TOP["mix"]["properties"]["categories"]["additionalProperties"], CategoryTarget, {}),
     ("sources[].holdout", SOURCE["properties"]["holdout"], HoldoutConfig, {}),
+    *((f"filters.{name}", TOP["filters"]["properties"][name], step.config, {}) for name, step in QUALITY_STEPS.items()),
     ("sources[]", SOURCE, SourceSpec, {"path": "paths", "templates": "expand"}),
 ]
 LOADER_FIELDS = {SourceSpec: {"order", "filters"}}

@@ -9,8 +9,9 @@ normalize and validate); FILTER_RULES are the rules of the deliberate ones, the 
 from __future__ import annotations
 
 from .base import FilterConfig, QualityStep
+from .mojibake import Mojibake
 
-_STEPS: tuple[type[QualityStep], ...] = ()
+_STEPS: tuple[type[QualityStep], ...] = (Mojibake,)
 
 QUALITY_STEPS: dict[str, type[QualityStep]] = {step.name: step for step in _STEPS}
 FILTER_RULES = frozenset(rule for step in _STEPS if step.deliberate for rule in step.rules)

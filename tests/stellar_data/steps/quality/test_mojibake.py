@@ -290,7 +290,8 @@ def test_excluded_sources_pass_untouched(tmp_path) -> None:
 
 # --- the recipe table ------------------------------------------------------------------------------------
 
-FRAGMENT = json.loads((ROOT / "schemas" / "fragments" / "mojibake.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((ROOT / "schemas" / "recipe.schema.json").read_text(encoding="utf-8"))
+FRAGMENT = SCHEMA["properties"]["filters"]["properties"]["mojibake"]
 
 
 def test_the_schema_fragment_matches_the_config() -> None:
